@@ -2,8 +2,8 @@
 
 from pydantic import Field
 
-from ordo.contracts.envelope import Contract, Message
 from ordo.contracts.enums import BreakerState, ExecutionStatus, Side
+from ordo.contracts.envelope import Contract, Message
 from ordo.contracts.signals import Name
 from ordo.contracts.types import Decimal_, Money, Price, Quantity, UtcDatetime
 

@@ -2,8 +2,8 @@
 
 from pydantic import Field, model_validator
 
-from ordo.contracts.envelope import Contract, Message
 from ordo.contracts.enums import OrderStatus, OrderType, Side, TimeInForce
+from ordo.contracts.envelope import Contract, Message
 from ordo.contracts.signals import Name
 from ordo.contracts.types import Decimal_, Money, Price, Quantity, UtcDatetime
 

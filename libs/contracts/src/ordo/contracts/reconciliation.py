@@ -1,7 +1,7 @@
 """Reconciliation runs and the discrepancies they find."""
 
-from ordo.contracts.envelope import Message
 from ordo.contracts.enums import DiscrepancyKind, ReconciliationOutcome, Severity
+from ordo.contracts.envelope import Message
 from ordo.contracts.signals import Name
 from ordo.contracts.types import Decimal_, UtcDatetime
 

@@ -2,8 +2,8 @@
 
 from pydantic import Field
 
-from ordo.contracts.envelope import Contract, Message
 from ordo.contracts.enums import TradingState
+from ordo.contracts.envelope import Contract, Message
 from ordo.contracts.orders import OrderSpec
 from ordo.contracts.signals import Name
 from ordo.contracts.types import Decimal_

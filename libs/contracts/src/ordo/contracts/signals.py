@@ -4,8 +4,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ordo.contracts.envelope import Contract, Message
 from ordo.contracts.enums import Intent, SignalSource, SizeUnit
+from ordo.contracts.envelope import Contract, Message
 from ordo.contracts.types import Decimal_, Price, UtcDatetime
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")]

@@ -55,6 +55,7 @@ class Subject(StrEnum):
 
 
 DEAD_LETTER_PREFIX = "dlq"
+DEAD_LETTER_STREAM = "DEADLETTER"
 
 
 def dead_letter_subject(service: Service, subject: str) -> str:
@@ -72,20 +73,43 @@ class StreamSpec:
 
 
 STREAMS: tuple[StreamSpec, ...] = (
-    StreamSpec("SIGNALS", (Subject.SIGNAL_SUBMIT, Subject.SIGNAL_ACCEPTED, Subject.SIGNAL_REJECTED),
-               description="Signals submitted, accepted and rejected"),
-    StreamSpec("ORDERS", (Subject.ORDER_PROPOSED, Subject.ORDER_CANCEL, Subject.ORDER_UPDATED,
-                          Subject.POSITION_CHANGED),
-               description="The OMS's proposals, cancels, order and position changes"),
-    StreamSpec("RISK", (Subject.RISK_APPROVED, Subject.RISK_DENIED, Subject.RISK_STATE),
-               description="Risk decisions and trading state"),
-    StreamSpec("EXEC", (Subject.EXEC_REPORT, Subject.EXEC_VENUE),
-               description="Execution reports and venue health"),
-    StreamSpec("RECON", (Subject.RECON_RUN, Subject.RECON_DISCREPANCY),
-               description="Reconciliation runs and discrepancies"),
+    StreamSpec(
+        "SIGNALS",
+        (Subject.SIGNAL_SUBMIT, Subject.SIGNAL_ACCEPTED, Subject.SIGNAL_REJECTED),
+        description="Signals submitted, accepted and rejected",
+    ),
+    StreamSpec(
+        "ORDERS",
+        (
+            Subject.ORDER_PROPOSED,
+            Subject.ORDER_CANCEL,
+            Subject.ORDER_UPDATED,
+            Subject.POSITION_CHANGED,
+        ),
+        description="The OMS's proposals, cancels, order and position changes",
+    ),
+    StreamSpec(
+        "RISK",
+        (Subject.RISK_APPROVED, Subject.RISK_DENIED, Subject.RISK_STATE),
+        description="Risk decisions and trading state",
+    ),
+    StreamSpec(
+        "EXEC",
+        (Subject.EXEC_REPORT, Subject.EXEC_VENUE),
+        description="Execution reports and venue health",
+    ),
+    StreamSpec(
+        "RECON",
+        (Subject.RECON_RUN, Subject.RECON_DISCREPANCY),
+        description="Reconciliation runs and discrepancies",
+    ),
     StreamSpec("OPS", (Subject.OPS_SET_TRADING_STATE,), description="Operator commands"),
-    StreamSpec("DEADLETTER", (f"{DEAD_LETTER_PREFIX}.>",), max_age_seconds=30 * 24 * 3600.0,
-               description="Messages whose last delivery attempt failed"),
+    StreamSpec(
+        DEAD_LETTER_STREAM,
+        (f"{DEAD_LETTER_PREFIX}.>",),
+        max_age_seconds=30 * 24 * 3600.0,
+        description="Messages whose last delivery attempt failed",
+    ),
 )
 
 STREAM_OF_SUBJECT: dict[str, str] = {s: spec.name for spec in STREAMS for s in spec.subjects}
@@ -118,8 +142,12 @@ REPLIES: dict[type[Message], type[Message]] = {
 }
 """Request message → the reply message its responder sends back."""
 
-ALL_MESSAGES: tuple[type[Message], ...] = (*MESSAGE_SUBJECTS, VenueSnapshot, OrdersView,
-                                           PositionsView)
+ALL_MESSAGES: tuple[type[Message], ...] = (
+    *MESSAGE_SUBJECTS,
+    VenueSnapshot,
+    OrdersView,
+    PositionsView,
+)
 
 
 def subject_of(message: Message | type[Message]) -> Subject:
@@ -163,16 +191,23 @@ ROUTES: dict[Service, Routes] = {
         consumes=(Subject.SIGNAL_SUBMIT,),
     ),
     Service.ORDER: Routes(
-        publishes=(Subject.ORDER_PROPOSED, Subject.ORDER_CANCEL, Subject.ORDER_UPDATED,
-                   Subject.POSITION_CHANGED),
-        consumes=(Subject.SIGNAL_ACCEPTED, Subject.RISK_APPROVED, Subject.RISK_DENIED,
-                  Subject.EXEC_REPORT),
+        publishes=(
+            Subject.ORDER_PROPOSED,
+            Subject.ORDER_CANCEL,
+            Subject.ORDER_UPDATED,
+            Subject.POSITION_CHANGED,
+        ),
+        consumes=(
+            Subject.SIGNAL_ACCEPTED,
+            Subject.RISK_APPROVED,
+            Subject.RISK_DENIED,
+            Subject.EXEC_REPORT,
+        ),
         replies=(Subject.QUERY_ORDERS, Subject.QUERY_POSITIONS),
     ),
     Service.RISK: Routes(
         publishes=(Subject.RISK_APPROVED, Subject.RISK_DENIED, Subject.RISK_STATE),
-        consumes=(Subject.ORDER_PROPOSED, Subject.POSITION_CHANGED,
-                  Subject.OPS_SET_TRADING_STATE),
+        consumes=(Subject.ORDER_PROPOSED, Subject.POSITION_CHANGED, Subject.OPS_SET_TRADING_STATE),
     ),
     Service.EXECUTION: Routes(
         publishes=(Subject.EXEC_REPORT, Subject.EXEC_VENUE),
@@ -185,8 +220,13 @@ ROUTES: dict[Service, Routes] = {
         requests=(Subject.EXEC_SNAPSHOT, Subject.QUERY_POSITIONS),
     ),
     Service.NOTIFIER: Routes(
-        consumes=(Subject.EXEC_REPORT, Subject.RISK_DENIED, Subject.RISK_STATE,
-                  Subject.EXEC_VENUE, Subject.RECON_DISCREPANCY),
+        consumes=(
+            Subject.EXEC_REPORT,
+            Subject.RISK_DENIED,
+            Subject.RISK_STATE,
+            Subject.EXEC_VENUE,
+            Subject.RECON_DISCREPANCY,
+        ),
     ),
     Service.OPERATOR: Routes(
         publishes=(Subject.SIGNAL_SUBMIT, Subject.OPS_SET_TRADING_STATE),
@@ -204,9 +244,17 @@ class Permissions:
 
 # JetStream's API: services may look streams up, create/update them and run their consumers, but
 # never delete or purge a stream, nor delete a stored message.
-_JS_API = ("$JS.API.INFO", "$JS.API.STREAM.INFO.>", "$JS.API.STREAM.NAMES",
-           "$JS.API.STREAM.LIST", "$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>",
-           "$JS.API.CONSUMER.>", "$JS.ACK.>", "$JS.FC.>")
+_JS_API = (
+    "$JS.API.INFO",
+    "$JS.API.STREAM.INFO.>",
+    "$JS.API.STREAM.NAMES",
+    "$JS.API.STREAM.LIST",
+    "$JS.API.STREAM.CREATE.>",
+    "$JS.API.STREAM.UPDATE.>",
+    "$JS.API.CONSUMER.>",
+    "$JS.ACK.>",
+    "$JS.FC.>",
+)
 _JS_DENY = ("$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>")
 
 

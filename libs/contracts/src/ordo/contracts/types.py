@@ -25,7 +25,9 @@ def utc_now() -> datetime:
 
 _DecimalString = PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")
 
-Decimal_ = Annotated[Decimal, BeforeValidator(_refuse_float), Field(allow_inf_nan=False), _DecimalString]
+Decimal_ = Annotated[
+    Decimal, BeforeValidator(_refuse_float), Field(allow_inf_nan=False), _DecimalString
+]
 """An exact decimal, serialised as a plain string; floats are refused."""
 
 Money = Decimal_

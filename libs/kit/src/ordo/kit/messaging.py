@@ -1,0 +1,310 @@
+"""NATS JetStream through FastStream, with Ordo's delivery policy.
+
+- Streams come from the contracts (:data:`ordo.contracts.subjects.STREAMS`) and are ensured at
+  start-up: created when missing, updated when their subjects changed.
+- Every consumer is a durable pull consumer shared by all replicas of a service, with explicit
+  (manual) acks: success acks; a failure is negatively acknowledged with a back-off delay; the last
+  allowed attempt goes to the dead-letter stream and is acknowledged there. A handler error never
+  silently terminates a message (FastStream's NATS default would).
+- Every publish and request goes through the ``nats`` circuit breaker.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from faststream.middlewares import AckPolicy
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, PullSub
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.security import SASLPlaintext
+from nats.errors import Error as NatsError
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from ordo.contracts.envelope import Message
+from ordo.contracts.subjects import (
+    DEAD_LETTER_STREAM,
+    REPLIES,
+    STREAM_OF_SUBJECT,
+    STREAMS,
+    Service,
+    StreamSpec,
+    Subject,
+    dead_letter_subject,
+    durable_name,
+    subject_of,
+)
+from ordo.kit.breaker import Breakers
+from ordo.kit.logs import get_logger
+from ordo.kit.outbox import Outbox, OutgoingMessage, Transaction
+from ordo.kit.settings import NatsSettings
+
+log = get_logger(__name__)
+M = TypeVar("M", bound=Message)
+R = TypeVar("R", bound=Message)
+
+NATS_BREAKER = "nats"
+Handler = Callable[[M, Transaction], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """A message that can never succeed (it does not decode): dead-letter it at once."""
+
+
+def make_broker(
+    service: Service,
+    settings: NatsSettings,
+    *,
+    instance: str,
+    tracer_provider: TracerProvider | None,
+    registry: CollectorRegistry,
+) -> NatsBroker:
+    security = None
+    if settings.user:
+        password = settings.password.get_secret_value() if settings.password else ""
+        security = SASLPlaintext(username=settings.user, password=password)
+    return NatsBroker(
+        servers=settings.url,
+        name=f"ordo-{service}-{instance}",
+        security=security,
+        connect_timeout=int(settings.connect_timeout_seconds),
+        max_reconnect_attempts=-1,  # a service outlives a NATS restart
+        reconnect_time_wait=1,
+        graceful_timeout=15.0,
+        middlewares=[
+            NatsTelemetryMiddleware(tracer_provider=tracer_provider),
+            NatsPrometheusMiddleware(
+                registry=registry, app_name=f"ordo-{service}", metrics_prefix="ordo"
+            ),
+        ],
+    )
+
+
+def stream_config(spec: StreamSpec) -> StreamConfig:
+    return StreamConfig(
+        name=spec.name,
+        description=spec.description,
+        subjects=list(spec.subjects),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=spec.max_age_seconds,
+        duplicate_window=spec.duplicate_window_seconds,
+    )
+
+
+async def ensure_streams(broker: NatsBroker) -> None:
+    """Create the streams that are missing and bring changed ones up to date."""
+    js = broker.config.connection_state.stream
+    for spec in STREAMS:
+        wanted = stream_config(spec)
+        try:
+            info = await js.stream_info(spec.name)
+        except NotFoundError:
+            await js.add_stream(config=wanted)
+            log.info("stream created", stream=spec.name)
+            continue
+        if sorted(info.config.subjects or []) != sorted(wanted.subjects or []):
+            await js.update_stream(config=wanted)
+            log.info("stream updated", stream=spec.name)
+
+
+class Messaging:
+    """A service's view of NATS: publish through the breaker, consume with the delivery policy."""
+
+    def __init__(
+        self, service: Service, broker: NatsBroker, settings: NatsSettings, breakers: Breakers
+    ) -> None:
+        self.service = service
+        self.broker = broker
+        self.settings = settings
+        self.breakers = breakers
+
+    async def publish(self, outgoing: OutgoingMessage) -> None:
+        headers = {**outgoing.headers, "Nats-Msg-Id": outgoing.message_id}
+
+        async def send() -> None:
+            await self.broker.publish(
+                outgoing.payload,
+                outgoing.subject,
+                headers=headers,
+                correlation_id=outgoing.correlation_id,
+                stream=outgoing.stream,
+                timeout=5.0,
+            )
+
+        await self.breakers.call(NATS_BREAKER, send, ignore=())
+
+    async def request(
+        self, message: Message, reply_type: type[R], timeout: float | None = None
+    ) -> R:
+        """Core NATS request/reply (queries, snapshots), through the breaker."""
+        expected = REPLIES.get(type(message))
+        if expected is not reply_type:
+            raise TypeError(f"{type(message).__name__} is answered by {expected}, not {reply_type}")
+
+        async def ask() -> NatsMessage:
+            return await self.broker.request(
+                message.to_json(),
+                str(subject_of(message)),
+                correlation_id=message.correlation_id,
+                timeout=timeout or self.settings.request_timeout_seconds,
+            )
+
+        response = await self.breakers.call(NATS_BREAKER, ask, ignore=())
+        return reply_type.from_json(response.body)
+
+    def consume(
+        self,
+        subject: Subject,
+        model: type[M],
+        handler: Handler[M],
+        outbox: Outbox,
+        *,
+        max_workers: int = 1,
+    ) -> None:
+        """Subscribe ``handler`` to ``subject`` on this service's durable consumer."""
+        durable = durable_name(self.service, subject)
+        settings = self.settings
+        ack_wait = settings.ack_wait_seconds
+        subscriber = self.broker.subscriber(
+            str(subject),
+            stream=JStream(STREAM_OF_SUBJECT[subject], declare=False),
+            durable=durable,
+            pull_sub=PullSub(batch_size=settings.fetch_batch, timeout=1.0),
+            config=ConsumerConfig(
+                ack_wait=ack_wait,
+                # A hard bound under the handler's own policy (which dead-letters earlier), so
+                # that even a message that crashes the process every time stops coming back.
+                max_deliver=settings.max_deliver + 2,
+                max_ack_pending=max(settings.fetch_batch * 4, 64),
+            ),
+            ack_policy=AckPolicy.MANUAL,
+            title=f"{self.service}:{subject}",
+            description=f"{model.__name__} ({model.schema_id()})",
+        )
+
+        async def on_message(msg: NatsMessage) -> None:
+            await self._deliver(msg, subject, durable, model, handler, outbox)
+
+        subscriber(on_message)
+
+    async def _deliver(
+        self,
+        msg: NatsMessage,
+        subject: Subject,
+        durable: str,
+        model: type[M],
+        handler: Handler[M],
+        outbox: Outbox,
+    ) -> None:
+        attempt = _delivery_attempt(msg)
+        try:
+            if attempt > self.settings.max_deliver:
+                raise PoisonMessage(
+                    f"delivered {attempt} times, more than max_deliver "
+                    f"{self.settings.max_deliver} (it may crash the process)"
+                )
+            try:
+                message = model.from_json(msg.body)
+            except ValidationError as exc:
+                raise PoisonMessage(f"does not decode as {model.schema_id()}: {exc}") from exc
+            async with outbox.consuming(durable, message) as tx:
+                if tx.duplicate:
+                    log.info(
+                        "duplicate delivery acknowledged",
+                        subject=subject,
+                        message_id=message.message_id,
+                    )
+                else:
+                    await handler(message, tx)
+        except asyncio.CancelledError:
+            await msg.nack(delay=1.0)  # shutting down mid-message: let another replica have it
+            raise
+        except PoisonMessage as exc:
+            await self._dead_letter(msg, subject, attempt, exc)
+        except Exception as exc:
+            if attempt >= self.settings.max_deliver:
+                await self._dead_letter(msg, subject, attempt, exc)
+                return
+            delay = _backoff(self.settings.backoff_seconds, attempt)
+            log.warning(
+                "handler failed; will retry",
+                subject=subject,
+                attempt=attempt,
+                retry_in=delay,
+                error=repr(exc),
+                exc_info=True,
+            )
+            await msg.nack(delay=delay)
+        else:
+            await msg.ack()
+
+    async def _dead_letter(
+        self, msg: NatsMessage, subject: Subject, attempt: int, exc: BaseException
+    ) -> None:
+        target = dead_letter_subject(self.service, subject)
+        headers = {
+            "Ordo-Original-Subject": str(subject),
+            "Ordo-Consumer": durable_name(self.service, subject),
+            "Ordo-Attempts": str(attempt),
+            "Ordo-Error": f"{type(exc).__name__}: {exc}"[:1000],
+            "Nats-Msg-Id": f"dlq-{self.service}-{_stream_sequence(msg) or msg.message_id}",
+        }
+        log.error(
+            "message dead-lettered",
+            subject=subject,
+            dead_letter_subject=target,
+            attempts=attempt,
+            error=headers["Ordo-Error"],
+        )
+        try:
+            await self.broker.publish(
+                msg.body, target, headers=headers, stream=DEAD_LETTER_STREAM, timeout=5.0
+            )
+        except (NatsError, TimeoutError) as publish_error:
+            log.error(
+                "dead-letter publish failed; message will be redelivered", error=repr(publish_error)
+            )
+            await msg.nack(delay=5.0)
+            return
+        await msg.ack()
+
+    def reply(
+        self, subject: Subject, model: type[M], responder: Callable[[M], Awaitable[Message]]
+    ) -> None:
+        """Answer core NATS requests on ``subject``; replicas share the work (queue group)."""
+        subscriber = self.broker.subscriber(
+            str(subject), queue=f"ordo-{self.service}", title=f"{self.service}:{subject}"
+        )
+
+        async def on_request(msg: NatsMessage) -> Any:
+            request = model.from_json(msg.body)
+            response = await responder(request)
+            return response.to_json()
+
+        subscriber(on_request)
+
+
+def _delivery_attempt(msg: NatsMessage) -> int:
+    try:
+        return int(msg.raw_message.metadata.num_delivered)
+    except (AttributeError, TypeError, ValueError, NatsError):
+        return 1  # FastStream's in-memory test broker carries no JetStream metadata
+
+
+def _stream_sequence(msg: NatsMessage) -> int | None:
+    try:
+        return int(msg.raw_message.metadata.sequence.stream)
+    except (AttributeError, TypeError, ValueError, NatsError):
+        return None
+
+
+def _backoff(schedule: tuple[float, ...], attempt: int) -> float:
+    if not schedule:
+        return 1.0
+    return schedule[min(attempt - 1, len(schedule) - 1)]

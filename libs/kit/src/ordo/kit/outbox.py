@@ -1,0 +1,271 @@
+"""The transactional outbox and inbox: nothing accepted is lost, nothing is done twice.
+
+A handler's state changes, the id of the message it consumed (inbox) and the messages it will
+publish (outbox) commit in one transaction. Right after the commit the outbox rows are published
+with ``Nats-Msg-Id`` = ``message_id`` (JetStream drops repeats inside its duplicate window) and
+marked sent; only then is the input acknowledged. A redelivered input that the inbox already knows
+re-publishes its unsent rows and is acknowledged. The sweeper publishes whatever a crash left.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry, Gauge
+from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordo.contracts.envelope import Message
+from ordo.contracts.subjects import STREAM_OF_SUBJECT, subject_of
+from ordo.contracts.types import utc_now
+from ordo.kit.logs import get_logger
+from ordo.kit.settings import OutboxSettings
+from ordo.kit.store import Database, MessagingTables, retention_cutoff
+from ordo.kit.telemetry import inject_headers
+
+log = get_logger(__name__)
+tracer = trace.get_tracer("ordo.kit.outbox")
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """An outbox row on its way to NATS."""
+
+    message_id: str
+    subject: str
+    stream: str | None
+    payload: bytes
+    headers: dict[str, str]
+    correlation_id: str
+
+
+PublishFn = Callable[[OutgoingMessage], Awaitable[None]]
+
+
+@dataclass
+class Transaction:
+    """One unit of work: a session plus the messages to publish once it commits."""
+
+    session: AsyncSession
+    caused_by: str | None = None
+    duplicate: bool = False
+    _pending: list[Message] = field(default_factory=list)
+    _written: list[str] = field(default_factory=list)
+
+    def publish(self, message: Message) -> None:
+        """Publish ``message`` if, and only if, this transaction commits."""
+        self._pending.append(message)
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: Database,
+        tables: MessagingTables,
+        publish: PublishFn,
+        settings: OutboxSettings,
+        *,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._db = db
+        self._tables = tables
+        self._publish = publish
+        self._settings = settings
+        self._backlog = Gauge(
+            "ordo_outbox_backlog", "Outbox rows not yet published", registry=registry
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A unit of work not caused by a consumed message (HTTP intake, timers)."""
+        async with self._db.session() as session:
+            tx = Transaction(session)
+            yield tx
+            await self._commit(tx)
+        await self._publish_written(tx)
+
+    @asynccontextmanager
+    async def consuming(self, consumer: str, message: Message) -> AsyncIterator[Transaction]:
+        """The unit of work of a consumed message; ``tx.duplicate`` says it was done before."""
+        inbox_key = f"{consumer}:{message.message_id}"
+        async with self._db.session() as session:
+            tx = Transaction(session, caused_by=inbox_key)
+            if await self._seen(session, consumer, message.message_id):
+                tx.duplicate = True
+                await session.rollback()
+                yield tx
+            else:
+                yield tx
+                await self._record_inbox(tx, consumer, message.message_id)
+                if not tx.duplicate:
+                    await self._commit(tx)
+        if tx.duplicate:
+            await self._republish_caused_by(inbox_key)
+        else:
+            await self._publish_written(tx)
+
+    async def checkpoint(self, tx: Transaction) -> None:
+        """Commit what the handler did so far (and publish it) before an external side effect.
+
+        The inbox row is written only by the final commit, so a crash after a checkpoint makes
+        the input come back: the handler must find its own checkpointed work (idempotency by a
+        business key such as the client order id).
+        """
+        await self._commit(tx)
+        await self._publish_written(tx)
+
+    async def _seen(self, session: AsyncSession, consumer: str, message_id: str) -> bool:
+        inbox = self._tables.inbox
+        found = await session.scalar(
+            select(inbox.c.message_id).where(
+                inbox.c.consumer == consumer, inbox.c.message_id == message_id
+            )
+        )
+        return found is not None
+
+    async def _record_inbox(self, tx: Transaction, consumer: str, message_id: str) -> None:
+        try:
+            await tx.session.execute(
+                insert(self._tables.inbox).values(
+                    consumer=consumer, message_id=message_id, processed_at=utc_now()
+                )
+            )
+        except IntegrityError:
+            # Another replica finished the same message while we worked on it (its ack wait
+            # expired and it was redelivered): keep theirs, drop ours.
+            log.warning(
+                "message processed concurrently elsewhere; discarding this attempt",
+                consumer=consumer,
+                message_id=message_id,
+            )
+            await tx.session.rollback()
+            tx.duplicate = True
+            tx._pending.clear()
+
+    async def _commit(self, tx: Transaction) -> None:
+        now = utc_now()
+        rows = [self._row(message, tx.caused_by, now) for message in tx._pending]
+        if rows:
+            await tx.session.execute(insert(self._tables.outbox), rows)
+        await tx.session.commit()
+        tx._written.extend(row["message_id"] for row in rows)
+        tx._pending.clear()
+
+    def _row(self, message: Message, caused_by: str | None, now: Any) -> dict[str, Any]:
+        subject = subject_of(message)
+        return {
+            "message_id": message.message_id,
+            "subject": str(subject),
+            "stream": STREAM_OF_SUBJECT.get(subject),
+            "payload": message.to_json().decode(),
+            # The trace context of the moment the message was decided, so that a sweeper that
+            # publishes it later still continues the same trace.
+            "headers": inject_headers(),
+            "correlation_id": message.correlation_id,
+            "caused_by": caused_by,
+            "created_at": now,
+            "sent_at": None,
+        }
+
+    async def _publish_written(self, tx: Transaction) -> None:
+        ids, tx._written = tx._written, []
+        if ids:
+            await self._publish_rows(await self._load(ids))
+
+    async def _republish_caused_by(self, inbox_key: str) -> None:
+        outbox = self._tables.outbox
+        async with self._db.session() as session:
+            rows = (
+                await session.execute(
+                    select(outbox)
+                    .where(outbox.c.caused_by == inbox_key, outbox.c.sent_at.is_(None))
+                    .order_by(outbox.c.seq)
+                )
+            ).all()
+        await self._publish_rows(rows)
+
+    async def _load(self, message_ids: Sequence[str]) -> Sequence[Row[Any]]:
+        outbox = self._tables.outbox
+        async with self._db.session() as session:
+            return (
+                await session.execute(
+                    select(outbox)
+                    .where(outbox.c.message_id.in_(message_ids))
+                    .order_by(outbox.c.seq)
+                )
+            ).all()
+
+    async def _publish_rows(
+        self, rows: Sequence[Row[Any]], session: AsyncSession | None = None
+    ) -> None:
+        """Publish rows in order, then mark them sent (in ``session`` if it holds their locks)."""
+        if not rows:
+            return
+        for row in rows:
+            await self._publish(
+                OutgoingMessage(
+                    message_id=row.message_id,
+                    subject=row.subject,
+                    stream=row.stream,
+                    payload=row.payload.encode(),
+                    headers=dict(row.headers),
+                    correlation_id=row.correlation_id,
+                )
+            )
+        mark_sent = (
+            update(self._tables.outbox)
+            .where(self._tables.outbox.c.message_id.in_([r.message_id for r in rows]))
+            .values(sent_at=utc_now())
+        )
+        if session is not None:
+            await session.execute(mark_sent)
+            return
+        async with self._db.session() as own_session:
+            await own_session.execute(mark_sent)
+            await own_session.commit()
+
+    async def sweep(self, limit: int = 500) -> int:
+        """Publish rows that a crash (or an unreachable NATS) left unsent. Returns how many."""
+        outbox = self._tables.outbox
+        older_than = utc_now() - timedelta(seconds=self._settings.sweep_grace_seconds)
+        async with self._db.session() as session:
+            query = (
+                select(outbox)
+                .where(outbox.c.sent_at.is_(None), outbox.c.created_at < older_than)
+                .order_by(outbox.c.seq)
+                .limit(limit)
+            )
+            if not self._db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).all()
+            if rows:
+                log.info("outbox sweeper publishing leftovers", count=len(rows))
+                await self._publish_rows(rows, session)
+            await session.commit()
+        await self.measure_backlog()
+        return len(rows)
+
+    async def measure_backlog(self) -> int:
+        outbox = self._tables.outbox
+        async with self._db.session() as session:
+            backlog = (
+                await session.scalar(
+                    select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+                )
+                or 0
+            )
+        self._backlog.set(backlog)
+        return backlog
+
+    async def prune(self) -> None:
+        """Keep the outbox and inbox bounded: forget what is older than the retention."""
+        cutoff = retention_cutoff(self._settings.retention_hours)
+        outbox, inbox = self._tables.outbox, self._tables.inbox
+        async with self._db.session() as session:
+            await session.execute(delete(outbox).where(outbox.c.sent_at < cutoff))
+            await session.execute(delete(inbox).where(inbox.c.processed_at < cutoff))
+            await session.commit()
