@@ -29,8 +29,12 @@ from ordo.kit.testing import eventually
 
 metadata = new_metadata()
 tables = messaging_tables(metadata)
-effects = Table("effects", metadata, Column("id", Integer, primary_key=True),
-                Column("signal_id", String(64), nullable=False))
+effects = Table(
+    "effects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("signal_id", String(64), nullable=False),
+)
 
 
 class KitTestSettings(ServiceSettings):
@@ -57,17 +61,26 @@ async def admin(nats_server: NatsServer) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def start_kit(nats_server: NatsServer, database_url: str, tmp_path: Path
-                    ) -> AsyncIterator[Callable[[Handler], Awaitable[ServiceKit]]]:
+async def start_kit(
+    nats_server: NatsServer, database_url: str, tmp_path: Path
+) -> AsyncIterator[Callable[[Handler], Awaitable[ServiceKit]]]:
     kits: list[ServiceKit] = []
 
     async def start(handler: Handler) -> ServiceKit:
         admin = nats_server.credentials.admin
         settings = KitTestSettings(
-            nats=NatsSettings(url=nats_server.url, user=admin.name, password=admin.password,
-                              max_deliver=3, backoff_seconds=(0.05,), ack_wait_seconds=5),
-            database_url=database_url, var_dir=tmp_path,
-            outbox=OutboxSettings(sweep_interval_seconds=0.1, sweep_grace_seconds=0.2))
+            nats=NatsSettings(
+                url=nats_server.url,
+                user=admin.name,
+                password=admin.password,
+                max_deliver=3,
+                backoff_seconds=(0.05,),
+                ack_wait_seconds=5,
+            ),
+            database_url=database_url,
+            var_dir=tmp_path,
+            outbox=OutboxSettings(sweep_interval_seconds=0.1, sweep_grace_seconds=0.2),
+        )
         kit = ServiceKit(settings, metadata=metadata, tables=tables, telemetry=False)
         await kit.db.create_all(metadata)
         kit.consume(Subject.SIGNAL_ACCEPTED, SignalAccepted, handler)
@@ -81,18 +94,43 @@ async def start_kit(nats_server: NatsServer, database_url: str, tmp_path: Path
 
 
 def signal_accepted(signal_id: str = "sig-1") -> SignalAccepted:
-    request = SignalRequest(account="acct", strategy="s1", venue="paper", symbol="BTC/USDT",
-                            intent=Intent.ENTER_LONG, size=Size(unit=SizeUnit.QUANTITY, value=1))
-    return SignalAccepted(correlation_id=signal_id, producer="test", signal_id=signal_id,
-                          source=SignalSource.API, received_at=utc_now(), signal=request)
+    request = SignalRequest(
+        account="acct",
+        strategy="s1",
+        venue="paper",
+        symbol="BTC/USDT",
+        intent=Intent.ENTER_LONG,
+        size=Size(unit=SizeUnit.QUANTITY, value=1),
+    )
+    return SignalAccepted(
+        correlation_id=signal_id,
+        producer="test",
+        signal_id=signal_id,
+        source=SignalSource.API,
+        received_at=utc_now(),
+        signal=request,
+    )
 
 
 def proposal_for(signal: SignalAccepted) -> OrderProposed:
-    spec = OrderSpec(order_id=f"ord-{signal.signal_id}", account="acct", strategy="s1",
-                     venue="paper", symbol="BTC/USDT", side=Side.BUY, order_type=OrderType.MARKET,
-                     quantity=signal.signal.size.value if signal.signal.size else 1)
-    return OrderProposed.caused_by(signal, producer="order", proposal_id=f"p-{signal.signal_id}",
-                                   signal_id=signal.signal_id, account="acct", orders=(spec,))
+    spec = OrderSpec(
+        order_id=f"ord-{signal.signal_id}",
+        account="acct",
+        strategy="s1",
+        venue="paper",
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        quantity=signal.signal.size.value if signal.signal.size else 1,
+    )
+    return OrderProposed.caused_by(
+        signal,
+        producer="order",
+        proposal_id=f"p-{signal.signal_id}",
+        signal_id=signal.signal_id,
+        account="acct",
+        orders=(spec,),
+    )
 
 
 async def record_and_propose(message: SignalAccepted, tx: Transaction) -> None:
@@ -107,8 +145,9 @@ async def count_effects(kit: ServiceKit) -> int:
 
 async def stream_messages(admin: Any, stream: str, subject: str) -> list[Any]:
     js = admin.jetstream()
-    sub = await js.pull_subscribe(subject, stream=stream,
-                                  config=ConsumerConfig(inactive_threshold=5))
+    sub = await js.pull_subscribe(
+        subject, stream=stream, config=ConsumerConfig(inactive_threshold=5)
+    )
     try:
         return list(await sub.fetch(100, timeout=0.5))
     except nats.errors.TimeoutError:
@@ -118,17 +157,21 @@ async def stream_messages(admin: Any, stream: str, subject: str) -> list[Any]:
 
 
 async def publish(admin: Any, message: SignalAccepted, msg_id: str | None = None) -> None:
-    await admin.jetstream().publish(str(Subject.SIGNAL_ACCEPTED), message.to_json(),
-                                    headers={"Nats-Msg-Id": msg_id or message.message_id})
+    await admin.jetstream().publish(
+        str(Subject.SIGNAL_ACCEPTED),
+        message.to_json(),
+        headers={"Nats-Msg-Id": msg_id or message.message_id},
+    )
 
 
 async def test_effects_and_outgoing_messages_commit_together(start_kit: Any, admin: Any) -> None:
     kit = await start_kit(record_and_propose)
     await publish(admin, signal_accepted())
 
-    proposals = await eventually(lambda: stream_messages(admin, "ORDERS",
-                                                         str(Subject.ORDER_PROPOSED)),
-                                 what="the proposal on the ORDERS stream")
+    proposals = await eventually(
+        lambda: stream_messages(admin, "ORDERS", str(Subject.ORDER_PROPOSED)),
+        what="the proposal on the ORDERS stream",
+    )
     assert await count_effects(kit) == 1
     proposal = OrderProposed.from_json(proposals[0].data)
     assert proposal.signal_id == "sig-1"
@@ -170,7 +213,8 @@ async def test_a_failing_handler_is_retried_until_it_succeeds(start_kit: Any, ad
 
 
 async def test_a_message_that_always_fails_ends_in_the_dead_letter_stream(
-        start_kit: Any, admin: Any) -> None:
+    start_kit: Any, admin: Any
+) -> None:
     attempts: list[int] = []
 
     async def broken(message: SignalAccepted, tx: Transaction) -> None:
@@ -179,8 +223,9 @@ async def test_a_message_that_always_fails_ends_in_the_dead_letter_stream(
 
     kit = await start_kit(broken)
     await publish(admin, signal_accepted())
-    dead = await eventually(lambda: stream_messages(admin, "DEADLETTER", "dlq.>"),
-                            what="the dead letter")
+    dead = await eventually(
+        lambda: stream_messages(admin, "DEADLETTER", "dlq.>"), what="the dead letter"
+    )
     assert dead[0].subject == "dlq.order.signal.accepted.v1"
     assert dead[0].headers["Ordo-Attempts"] == "3"
     assert "a bug in the handler" in dead[0].headers["Ordo-Error"]
@@ -189,8 +234,7 @@ async def test_a_message_that_always_fails_ends_in_the_dead_letter_stream(
     assert await count_effects(kit) == 0
 
 
-async def test_an_undecodable_message_is_dead_lettered_at_once(start_kit: Any,
-                                                               admin: Any) -> None:
+async def test_an_undecodable_message_is_dead_lettered_at_once(start_kit: Any, admin: Any) -> None:
     calls: list[int] = []
 
     async def handler(message: SignalAccepted, tx: Transaction) -> None:
@@ -211,21 +255,31 @@ async def test_the_sweeper_publishes_what_a_crash_left_unsent(start_kit: Any, ad
     kit = await start_kit(unused)
     left_behind = proposal_for(signal_accepted("sig-crash"))
     async with kit.db.session() as session:
-        await session.execute(insert(tables.outbox).values(
-            message_id=left_behind.message_id, subject=str(Subject.ORDER_PROPOSED),
-            stream="ORDERS", payload=left_behind.to_json().decode(), headers={},
-            correlation_id=left_behind.correlation_id, caused_by=None,
-            created_at=utc_now() - timedelta(seconds=30), sent_at=None))
+        await session.execute(
+            insert(tables.outbox).values(
+                message_id=left_behind.message_id,
+                subject=str(Subject.ORDER_PROPOSED),
+                stream="ORDERS",
+                payload=left_behind.to_json().decode(),
+                headers={},
+                correlation_id=left_behind.correlation_id,
+                caused_by=None,
+                created_at=utc_now() - timedelta(seconds=30),
+                sent_at=None,
+            )
+        )
         await session.commit()
 
-    published = await eventually(lambda: stream_messages(admin, "ORDERS",
-                                                         str(Subject.ORDER_PROPOSED)))
+    published = await eventually(
+        lambda: stream_messages(admin, "ORDERS", str(Subject.ORDER_PROPOSED))
+    )
     assert OrderProposed.from_json(published[0].data) == left_behind
     await eventually(lambda: _backlog_is(kit, 0), what="the row marked sent")
 
 
 async def test_a_service_user_cannot_publish_a_subject_it_does_not_own(
-        nats_server: NatsServer) -> None:
+    nats_server: NatsServer,
+) -> None:
     order = nats_server.credentials.for_service(Service.ORDER)
     client = await nats.connect(nats_server.url, user=order.name, password=order.password)
     try:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,21 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
     event,
     text,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ordo.contracts.types import utc_now
 
@@ -65,6 +67,39 @@ class UtcDateTime(TypeDecorator[Any]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """An exact decimal on every backend: NUMERIC on PostgreSQL, text on SQLite.
+
+    SQLite has no decimal type and would keep a NUMERIC as a binary float, which loses money.
+    """
+
+    impl = String(64)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(38, 18, asdecimal=True))
+        return dialect.type_descriptor(String(64))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError("floats are not stored as money: use Decimal")
+        value = Decimal(value)
+        return value if dialect.name == "postgresql" else format(value, "f")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return _without_padding(Decimal(value)) if dialect.name == "postgresql" else Decimal(value)
+
+
+def _without_padding(value: Decimal) -> Decimal:
+    """NUMERIC(38, 18) pads to 18 places; drop the padding without switching to exponents."""
+    return value.quantize(Decimal(1)) if value == value.to_integral() else value.normalize()
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,13 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 15.0,
-                     interval: float = 0.05, what: str = "condition") -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
     """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: T | None = None

@@ -1,0 +1,1 @@
+"""The notifier: tells people what matters (fills, denials, halts, breakers, discrepancies)."""

@@ -1,0 +1,88 @@
+"""What is worth telling people, and how it reads on a phone. Pure: no I/O."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ordo.contracts.enums import BreakerState, ExecutionStatus, Severity, TradingState
+from ordo.contracts.execution import ExecutionReport, VenueStatusChanged
+from ordo.contracts.reconciliation import DiscrepancyFound
+from ordo.contracts.risk import OrderDenied, TradingStateChanged
+
+
+class EventKind(StrEnum):
+    FILL = "fill"
+    DENIAL = "denial"
+    TRADING_STATE = "trading_state"
+    BREAKER = "breaker"
+    DISCREPANCY = "discrepancy"
+
+
+@dataclass(frozen=True)
+class Notification:
+    kind: EventKind
+    severity: Severity
+    title: str
+    body: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n{self.body}"
+
+
+def for_execution_report(report: ExecutionReport) -> Notification | None:
+    """Fills are worth a message; acknowledgements and other reports are not."""
+    if report.fill is None or report.status not in (ExecutionStatus.FILLED,
+                                                    ExecutionStatus.PARTIALLY_FILLED):
+        return None
+    fill = report.fill
+    verb = "Filled" if report.status is ExecutionStatus.FILLED else "Partially filled"
+    origin = " (found by reconciliation)" if report.reconciliation else ""
+    return Notification(
+        kind=EventKind.FILL,
+        severity=Severity.INFO,
+        title=f"{verb}: {report.side.value.upper()} {fill.quantity} {report.symbol} @ {fill.price}",
+        body=(f"account {report.account} · {report.venue} · order {report.order_id}\n"
+              f"fee {fill.fee} {fill.fee_currency} · filled {report.cumulative_quantity}{origin}"),
+    )
+
+
+def for_denial(denied: OrderDenied) -> Notification:
+    reasons = "\n".join(f"• {r.code}: {r.message}" for r in denied.reasons)
+    return Notification(
+        kind=EventKind.DENIAL,
+        severity=Severity.WARNING,
+        title=f"Order denied by risk: account {denied.account}",
+        body=f"orders {', '.join(denied.order_ids)}\n{reasons}",
+    )
+
+
+def for_trading_state(changed: TradingStateChanged) -> Notification:
+    severity = Severity.CRITICAL if changed.state is TradingState.HALTED else Severity.WARNING
+    if changed.state is TradingState.ACTIVE:
+        severity = Severity.INFO
+    return Notification(
+        kind=EventKind.TRADING_STATE,
+        severity=severity,
+        title=f"Account {changed.account}: {changed.previous.value} → {changed.state.value}",
+        body=f"{changed.reason} (by {changed.actor})",
+    )
+
+
+def for_venue_status(changed: VenueStatusChanged) -> Notification:
+    severity = Severity.INFO if changed.breaker is BreakerState.CLOSED else Severity.CRITICAL
+    return Notification(
+        kind=EventKind.BREAKER,
+        severity=severity,
+        title=f"Venue {changed.venue} ({changed.account}): breaker {changed.breaker.value}",
+        body=changed.reason or "",
+    )
+
+
+def for_discrepancy(found: DiscrepancyFound) -> Notification:
+    return Notification(
+        kind=EventKind.DISCREPANCY,
+        severity=found.severity,
+        title=f"Reconciliation {found.severity.value}: {found.kind.value} "
+              f"({found.account}/{found.venue}{' ' + found.symbol if found.symbol else ''})",
+        body=f"venue {found.venue_value} · OMS {found.oms_value}\n{found.detail}",
+    )
