@@ -1,0 +1,82 @@
+"""The venue errors the execution engine understands.
+
+Every adapter raises these and nothing else: a ccxt error is translated once, at the adapter
+boundary, so the engine never imports ccxt to decide what a failure means. Three families:
+
+- ``TransientVenueError``: the venue could not answer. Counts towards the circuit breaker; a read
+  may be retried. A create is never retried blindly: after a timeout its outcome is unknown and
+  is resolved by looking the order up by its client order id.
+- ``BusinessVenueError``: the venue answered and said no. Does not count towards the breaker; the
+  order becomes a REJECTED execution report.
+- ``AuthenticationFailed``: the credentials are wrong or revoked; the venue is halted for the
+  account until an operator steps in.
+"""
+
+from typing import ClassVar
+
+
+class VenueError(Exception):
+    """Base of every error a venue adapter raises."""
+
+    default_message: ClassVar[str] = "the venue reported an error"
+
+    def __init__(self, message: str | None = None, *, venue: str | None = None) -> None:
+        self.detail = message or self.default_message
+        self.venue = venue
+        super().__init__(f"{venue}: {self.detail}" if venue else self.detail)
+
+
+class TransientVenueError(VenueError):
+    """The venue could not answer; the same request may succeed later."""
+
+    default_message = "the venue did not answer"
+
+
+class VenueUnavailable(TransientVenueError):
+    default_message = "the venue is unavailable (down, in maintenance or unreachable)"
+
+
+class VenueTimeout(TransientVenueError):
+    default_message = "the venue did not answer in time; whether the request took effect is unknown"
+
+
+class RateLimited(TransientVenueError):
+    default_message = "the venue refused the request because its rate limit was exceeded"
+
+
+class BadVenueResponse(TransientVenueError):
+    default_message = "the venue sent a response that could not be understood"
+
+
+class BusinessVenueError(VenueError):
+    """The venue understood the request and refused it; retrying will not help."""
+
+    default_message = "the venue refused the request"
+
+
+class InsufficientFunds(BusinessVenueError):
+    default_message = "the account does not hold enough funds for this order"
+
+
+class InvalidOrder(BusinessVenueError):
+    default_message = "the order breaks the venue's rules (symbol, precision or minimum size)"
+
+
+class OrderRejected(BusinessVenueError):
+    default_message = "the venue rejected the order"
+
+
+class OrderNotFound(BusinessVenueError):
+    default_message = "the venue does not know this order"
+
+
+class UnknownVenue(BusinessVenueError):
+    """No adapter is registered under the venue name an order or query asked for."""
+
+    default_message = "no adapter is registered for this venue"
+
+
+class AuthenticationFailed(VenueError):
+    """Credentials were refused: the venue is halted for the account, not retried."""
+
+    default_message = "the venue refused the credentials (wrong, expired or lacking permission)"

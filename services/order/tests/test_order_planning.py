@@ -1,0 +1,219 @@
+"""From an accepted signal to the orders of the thin path."""
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from order_domain_builders import ACCOUNT, NOW, STRATEGY, SYMBOL, VENUE, order_ids, signal
+
+from ordo.contracts.enums import Intent, OrderType, Side, SizeUnit
+from ordo.order.domain import MarketRules, PlanningError, Position, plan_orders
+
+D = Decimal
+RULES = MarketRules(
+    tick_size=D("0.1"), step_size=D("0.001"), min_quantity=D("0.001"), min_notional=D("5")
+)
+QTY = SizeUnit.QUANTITY
+
+
+def holding(quantity: str) -> Position:
+    position = Position.flat(ACCOUNT, STRATEGY, VENUE, SYMBOL, NOW)
+    side = Side.BUY if D(quantity) > 0 else Side.SELL
+    position.apply_fill(side, abs(D(quantity)), D("100"), D("0"))
+    return position
+
+
+def test_enter_long_buys_the_quantity_at_market() -> None:
+    (order,) = plan_orders(signal(Intent.ENTER_LONG, (QTY, "0.5")), None, RULES, order_ids())
+
+    assert (order.side, order.quantity, order.order_type) == (Side.BUY, D("0.5"), OrderType.MARKET)
+    assert not order.reduce_only
+    assert order.order_id == "ord-1"
+    assert order.reference_price == D("100")
+    assert (order.account, order.strategy, order.venue, order.symbol) == (
+        ACCOUNT,
+        STRATEGY,
+        VENUE,
+        SYMBOL,
+    )
+
+
+def test_enter_short_sells_the_quantity() -> None:
+    (order,) = plan_orders(signal(Intent.ENTER_SHORT, (QTY, "0.5")), None, RULES, order_ids())
+    assert (order.side, order.quantity) == (Side.SELL, D("0.5"))
+
+
+def test_entering_long_while_short_is_refused_rather_than_netted() -> None:
+    with pytest.raises(PlanningError, match=r"short position of 1.*reverse"):
+        plan_orders(signal(Intent.ENTER_LONG, (QTY, "0.5")), holding("-1"), RULES, order_ids())
+
+
+def test_a_quote_size_becomes_a_quantity_at_the_reference_price_floored_to_the_step() -> None:
+    intent = signal(Intent.ENTER_LONG, (SizeUnit.QUOTE, "100"), reference_price="30000")
+    (order,) = plan_orders(intent, None, RULES, order_ids())
+    assert order.quantity == D("0.003")  # 0.00333... floored
+
+
+def test_a_quote_size_without_a_reference_price_is_refused() -> None:
+    intent = signal(Intent.ENTER_LONG, (SizeUnit.QUOTE, "100"), reference_price=None)
+    with pytest.raises(PlanningError, match="reference_price"):
+        plan_orders(intent, None, RULES, order_ids())
+
+
+@pytest.mark.parametrize("unit", [SizeUnit.PERCENT_EQUITY, SizeUnit.RISK])
+def test_sizing_by_equity_or_risk_is_not_supported_yet(unit: SizeUnit) -> None:
+    with pytest.raises(PlanningError, match="not supported yet"):
+        plan_orders(signal(Intent.ENTER_LONG, (unit, "1")), None, RULES, order_ids())
+
+
+def test_an_entry_needs_a_size() -> None:
+    with pytest.raises(PlanningError, match="needs a size"):
+        plan_orders(signal(Intent.ENTER_LONG), None, RULES, order_ids())
+
+
+def test_an_order_below_the_minimum_quantity_is_not_sent() -> None:
+    with pytest.raises(PlanningError, match="minimum quantity"):
+        plan_orders(signal(Intent.ENTER_LONG, (QTY, "0.0009")), None, RULES, order_ids())
+
+
+def test_an_order_below_the_minimum_notional_is_not_sent() -> None:
+    with pytest.raises(PlanningError, match="minimum notional"):
+        plan_orders(signal(Intent.ENTER_LONG, (QTY, "0.04")), None, RULES, order_ids())
+
+
+def test_without_a_reference_price_the_notional_is_left_to_the_risk_gate() -> None:
+    intent = signal(Intent.ENTER_LONG, (QTY, "0.04"), reference_price=None)
+    (order,) = plan_orders(intent, None, RULES, order_ids())
+    assert order.reference_price is None
+
+
+def test_add_follows_the_open_position() -> None:
+    (order,) = plan_orders(signal(Intent.ADD, (QTY, "0.2")), holding("-1"), RULES, order_ids())
+    assert (order.side, order.quantity, order.reduce_only) == (Side.SELL, D("0.2"), False)
+
+
+def test_add_without_a_position_is_refused() -> None:
+    with pytest.raises(PlanningError, match="no position is open"):
+        plan_orders(signal(Intent.ADD, (QTY, "0.2")), None, RULES, order_ids())
+
+
+def test_reduce_is_a_reduce_only_order_capped_at_the_position() -> None:
+    (order,) = plan_orders(signal(Intent.REDUCE, (QTY, "5")), holding("1"), RULES, order_ids())
+    assert (order.side, order.quantity, order.reduce_only) == (Side.SELL, D("1"), True)
+
+
+def test_reduce_needs_a_size() -> None:
+    with pytest.raises(PlanningError, match="reduce needs a size"):
+        plan_orders(signal(Intent.REDUCE), holding("1"), RULES, order_ids())
+
+
+def test_exit_signal_closes_the_whole_long() -> None:
+    (order,) = plan_orders(signal(Intent.EXIT_LONG), holding("1.25"), RULES, order_ids())
+    assert (order.side, order.quantity, order.reduce_only) == (Side.SELL, D("1.25"), True)
+
+
+def test_exit_short_buys_back_the_whole_short() -> None:
+    (order,) = plan_orders(signal(Intent.EXIT_SHORT), holding("-2"), RULES, order_ids())
+    assert (order.side, order.quantity, order.reduce_only) == (Side.BUY, D("2"), True)
+
+
+def test_an_exit_with_a_size_closes_that_much() -> None:
+    intent = signal(Intent.EXIT_LONG, (QTY, "0.5"))
+    (order,) = plan_orders(intent, holding("2"), RULES, order_ids())
+    assert (order.quantity, order.reduce_only) == (D("0.5"), True)
+
+
+@pytest.mark.parametrize(
+    ("intent", "held"),
+    [(Intent.EXIT_LONG, None), (Intent.EXIT_LONG, "-1"), (Intent.EXIT_SHORT, "1")],
+)
+def test_exiting_a_side_that_is_not_open_is_refused(intent: Intent, held: str | None) -> None:
+    position = holding(held) if held else None
+    with pytest.raises(PlanningError, match=r"no (long|short) position is open"):
+        plan_orders(signal(intent), position, RULES, order_ids())
+
+
+@pytest.mark.parametrize(("held", "side"), [("0.7", Side.SELL), ("-0.7", Side.BUY)])
+def test_close_all_closes_whatever_is_open(held: str, side: Side) -> None:
+    (order,) = plan_orders(signal(Intent.CLOSE_ALL), holding(held), RULES, order_ids())
+    assert (order.side, order.quantity, order.reduce_only) == (side, D("0.7"), True)
+
+
+@pytest.mark.parametrize("intent", [Intent.CLOSE_ALL, Intent.REDUCE, Intent.REVERSE])
+def test_closing_a_flat_position_is_refused(intent: Intent) -> None:
+    flat = Position.flat(ACCOUNT, STRATEGY, VENUE, SYMBOL, NOW)
+    with pytest.raises(PlanningError, match="no position is open"):
+        plan_orders(signal(intent, (QTY, "1")), flat, RULES, order_ids())
+
+
+def test_reverse_closes_then_opens_the_other_side() -> None:
+    intent = signal(Intent.REVERSE, (QTY, "0.3"))
+    close, opening = plan_orders(intent, holding("1"), RULES, order_ids())
+
+    assert (close.order_id, close.side, close.quantity, close.reduce_only) == (
+        "ord-1",
+        Side.SELL,
+        D("1"),
+        True,
+    )
+    assert (opening.order_id, opening.side, opening.quantity, opening.reduce_only) == (
+        "ord-2",
+        Side.SELL,
+        D("0.3"),
+        False,
+    )
+
+
+def test_reverse_without_a_size_mirrors_the_position() -> None:
+    _, opening = plan_orders(signal(Intent.REVERSE), holding("-0.5"), RULES, order_ids())
+    assert (opening.side, opening.quantity) == (Side.BUY, D("0.5"))
+
+
+def test_a_position_of_another_symbol_is_refused() -> None:
+    other = Position.flat(ACCOUNT, STRATEGY, VENUE, "ETH/USDT", NOW)
+    with pytest.raises(PlanningError, match="not the signal's"):
+        plan_orders(signal(Intent.CLOSE_ALL), other, RULES, order_ids())
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"tick_size": D("0")},
+        {"step_size": D("-0.1")},
+        {"min_quantity": D("-1")},
+        {"min_notional": D("-1")},
+    ],
+)
+def test_market_rules_refuse_nonsense(bad: dict[str, Decimal]) -> None:
+    fields = {"tick_size": D("0.1"), "step_size": D("0.01"), **bad}
+    with pytest.raises(ValueError, match=r"must be positive|cannot be negative"):
+        MarketRules(**fields)
+
+
+def test_limit_prices_round_toward_the_safe_side() -> None:
+    assert RULES.round_price(D("100.07"), Side.BUY) == D("100.0")
+    assert RULES.round_price(D("100.01"), Side.SELL) == D("100.1")
+    assert RULES.round_price(D("100.1"), Side.SELL) == D("100.1")
+
+
+steps = st.sampled_from([D("1"), D("0.5"), D("0.01"), D("0.001"), D("0.00001"), D("25")])
+amounts = st.integers(1, 10**9).map(lambda n: D(n) / 10**4)
+
+
+@given(amounts, steps)
+def test_flooring_never_exceeds_and_stays_within_one_step(amount: Decimal, step: Decimal) -> None:
+    rules = MarketRules(tick_size=D("0.01"), step_size=step)
+    floored = rules.floor_quantity(amount)
+    assert floored <= amount < floored + step
+    assert floored % step == 0
+
+
+@given(amounts, steps, st.sampled_from([Side.BUY, Side.SELL]))
+def test_rounded_prices_sit_on_the_tick_on_the_safe_side(
+    price: Decimal, tick: Decimal, side: Side
+) -> None:
+    rounded = MarketRules(tick_size=tick, step_size=D("1")).round_price(price, side)
+    assert rounded % tick == 0
+    assert abs(rounded - price) < tick
+    assert rounded <= price if side is Side.BUY else rounded >= price

@@ -1,0 +1,37 @@
+"""The signal service's pure domain: reading alerts, mapping intents, symbols and dedupe keys.
+
+No I/O here: the handlers feed bytes and market lists in and publish what comes out.
+"""
+
+from ordo.signal.domain.api import SignalApiRequest
+from ordo.signal.domain.dedupe import dedupe_key, hmac_signature_valid, secret_matches
+from ordo.signal.domain.errors import AlertError, SignalError, UnknownSymbol, UnmappableIntent
+from ordo.signal.domain.intent import MarketPosition, needs_size, to_intent
+from ordo.signal.domain.symbols import normalise_symbol
+from ordo.signal.domain.tradingview import (
+    MAX_ALERT_BYTES,
+    TradingViewAlert,
+    alert_venue,
+    parse_alert,
+    to_signal_request,
+)
+
+__all__ = [
+    "MAX_ALERT_BYTES",
+    "AlertError",
+    "MarketPosition",
+    "SignalApiRequest",
+    "SignalError",
+    "TradingViewAlert",
+    "UnknownSymbol",
+    "UnmappableIntent",
+    "alert_venue",
+    "dedupe_key",
+    "hmac_signature_valid",
+    "needs_size",
+    "normalise_symbol",
+    "parse_alert",
+    "secret_matches",
+    "to_intent",
+    "to_signal_request",
+]
