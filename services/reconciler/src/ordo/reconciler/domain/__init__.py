@@ -1,0 +1,1 @@
+"""The reconciler's pure domain: compare what the venue holds with what the OMS believes. No I/O."""
