@@ -207,7 +207,12 @@ ROUTES: dict[Service, Routes] = {
     ),
     Service.RISK: Routes(
         publishes=(Subject.RISK_APPROVED, Subject.RISK_DENIED, Subject.RISK_STATE),
-        consumes=(Subject.ORDER_PROPOSED, Subject.POSITION_CHANGED, Subject.OPS_SET_TRADING_STATE),
+        consumes=(
+            Subject.ORDER_PROPOSED,
+            Subject.ORDER_UPDATED,
+            Subject.POSITION_CHANGED,
+            Subject.OPS_SET_TRADING_STATE,
+        ),
     ),
     Service.EXECUTION: Routes(
         publishes=(Subject.EXEC_REPORT, Subject.EXEC_VENUE),
