@@ -12,7 +12,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	&& echo $$p && break; done)
 
-.PHONY: help install run test test-fast lint fmt typecheck clean
+.PHONY: help install run test test-fast lint fmt typecheck schemas clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ fmt: install ## Format and auto-fix
 
 typecheck: install ## mypy over the libraries, services and CLI
 	$(VENV)/bin/mypy libs/contracts/src libs/kit/src services/*/src cli/src
+
+schemas: install ## Record the JSON Schemas of new or compatibly changed contract messages
+	$(VENV)/bin/python -m ordo.contracts.schemas
 
 clean: ## Remove .venv and var/
 	rm -rf $(VENV) var
