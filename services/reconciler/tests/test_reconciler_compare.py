@@ -15,6 +15,7 @@ from ordo.reconciler.domain.compare import (
     Tolerances,
     compare_positions,
     outcome,
+    positions_compared,
     requires_halt,
 )
 
@@ -289,3 +290,14 @@ def test_severity_follows_the_value_of_the_difference(venue_qty: Decimal, oms_qt
         assert only(found).severity is Severity.CRITICAL
     else:
         assert only(found).severity is Severity.WARNING
+
+
+# -- what a run counts --------------------------------------------------------------------------
+
+
+def test_the_symbols_of_either_side_of_the_account_are_counted_once() -> None:
+    positions = (oms("1"), oms("2", strategy="meanrev"), oms("0", symbol="SOL/USDT"))
+    elsewhere = (oms("3", symbol="XRP/USDT", account="acc-2"),)
+
+    assert positions_compared(snapshot((BTC, "3"), (ETH, "1")), positions + elsewhere) == 3
+    assert positions_compared(snapshot(), ()) == 0

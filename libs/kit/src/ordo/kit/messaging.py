@@ -48,6 +48,14 @@ M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Message)
 
 NATS_BREAKER = "nats"
+
+
+def request_breaker(subject: str) -> str:
+    # A slow responder is that service's problem, not NATS's: its requests get their own breaker
+    # so that they never hold up this service's publishing.
+    return f"nats-request:{subject}"
+
+
 Handler = Callable[[M, Transaction], Awaitable[None]]
 
 
@@ -155,7 +163,7 @@ class Messaging:
                 timeout=timeout or self.settings.request_timeout_seconds,
             )
 
-        response = await self.breakers.call(NATS_BREAKER, ask, ignore=())
+        response = await self.breakers.call(request_breaker(subject_of(message)), ask, ignore=())
         return reply_type.from_json(response.body)
 
     def consume(

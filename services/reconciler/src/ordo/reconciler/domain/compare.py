@@ -87,7 +87,7 @@ def compare_positions(
     marks = dict(prices or {})
     _require_positive(marks)
     venue = _net_per_symbol((p.symbol, p.quantity) for p in snapshot.positions)
-    mine = [p for p in oms_positions if (p.account, p.venue) == (snapshot.account, snapshot.venue)]
+    mine = _of_snapshot_account(snapshot, oms_positions)
     oms = _net_per_symbol((p.symbol, p.quantity) for p in mine)
     found = []
     for symbol in sorted(venue.keys() | oms.keys()):
@@ -98,6 +98,13 @@ def compare_positions(
         if discrepancy is not None:
             found.append(discrepancy)
     return found
+
+
+def positions_compared(snapshot: VenueSnapshot, oms_positions: Sequence[PositionView]) -> int:
+    """How many symbols a comparison covers: those either side holds for the snapshot's account."""
+    venue = {p.symbol for p in snapshot.positions}
+    oms = {p.symbol for p in _of_snapshot_account(snapshot, oms_positions)}
+    return len(venue | oms)
 
 
 def outcome(discrepancies: Sequence[Discrepancy]) -> ReconciliationOutcome:
@@ -148,6 +155,12 @@ def _require_positive(prices: Mapping[str, Decimal]) -> None:
     bad = {s: p for s, p in prices.items() if not (p.is_finite() and p > 0)}
     if bad:
         raise InvalidPrice(f"prices must be positive numbers (got {bad})")
+
+
+def _of_snapshot_account(
+    snapshot: VenueSnapshot, positions: Sequence[PositionView]
+) -> list[PositionView]:
+    return [p for p in positions if (p.account, p.venue) == (snapshot.account, snapshot.venue)]
 
 
 def _net_per_symbol(quantities: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
