@@ -15,6 +15,14 @@ import pytest
 from ordo.kit.embedded import NatsCredentials, NatsServer, RedisServer
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_implicit_config_file(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests state the settings they need; none of them reads the repository's config/ordo.yaml."""
+    empty = tmp_path_factory.mktemp("config") / "empty.yaml"
+    empty.write_text("{}\n")
+    os.environ["ORDO_CONFIG"] = str(empty)
+
+
 @pytest.fixture(scope="session")
 def nats_credentials() -> NatsCredentials:
     return NatsCredentials.generate()

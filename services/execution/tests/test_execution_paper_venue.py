@@ -341,6 +341,21 @@ async def test_a_timed_out_create_still_leaves_the_order_to_be_found() -> None:
     assert await answering.create_order(order("o-1")) == found
 
 
+async def test_faults_aimed_at_creation_leave_lookups_answering() -> None:
+    config = PaperVenueConfig(
+        timeout_probability=Decimal(1),
+        failure_probability=Decimal(0),
+        fault_calls=frozenset({"create_order"}),
+    )
+    venue = paper(config)
+
+    with pytest.raises(VenueTimeout):
+        await venue.create_order(order("o-1"))
+
+    assert (await venue.fetch_order("o-1", BTC)).status is ExecutionStatus.FILLED
+    assert await venue.open_orders() == []
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(min_value=0, max_value=2**32))
 def test_whatever_the_draws_a_timed_out_create_can_be_looked_up(seed: int) -> None:

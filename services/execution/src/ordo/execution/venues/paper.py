@@ -402,7 +402,7 @@ class PaperVenue:
 
     def _begin_call(self, call: str) -> datetime:
         """Inject a failure if one is due, then let resting orders catch up with the price."""
-        if self._chance(self._config.failure_probability):
+        if call in self._config.fault_calls and self._chance(self._config.failure_probability):
             raise VenueUnavailable(f"{call} failed (injected)", venue=VENUE_NAME)
         now = self._clock()
         self.match(now)
@@ -414,7 +414,7 @@ class PaperVenue:
         self._maybe_time_out(call)
 
     def _maybe_time_out(self, call: str) -> None:
-        if self._chance(self._config.timeout_probability):
+        if call in self._config.fault_calls and self._chance(self._config.timeout_probability):
             raise VenueTimeout(f"{call} timed out (injected)", venue=VENUE_NAME)
 
     def _chance(self, probability: Decimal) -> bool:

@@ -1,7 +1,7 @@
 """The paper venue's configuration: markets, fees, starting money and injected faults."""
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -9,6 +9,16 @@ from ordo.contracts.types import Decimal_
 from ordo.execution.venues.base import MarketRules
 
 Probability = Annotated[Decimal, Field(ge=0, le=1)]
+FaultableCall = Literal[
+    "create_order",
+    "cancel_order",
+    "fetch_order",
+    "open_orders",
+    "recent_fills",
+    "balances",
+    "positions",
+]
+"""The venue calls that injected failures and timeouts can strike (market metadata never)."""
 FeeRate = Annotated[Decimal_, Field(ge=0, lt=1)]
 Positive = Annotated[Decimal_, Field(gt=0)]
 NonNegative = Annotated[Decimal_, Field(ge=0)]
@@ -78,6 +88,11 @@ class PaperVenueConfig(BaseModel):
     timeout_probability: Probability = Field(
         default=Decimal(0),
         description="A call raises VenueTimeout; a create or cancel still takes effect first",
+    )
+    fault_calls: frozenset[FaultableCall] = Field(
+        default=frozenset(get_args(FaultableCall)),
+        description="The calls the injected failures and timeouts strike (all of them by "
+        "default); e.g. only create_order, to exercise an order creation of unknown outcome",
     )
     max_closed_orders: int = Field(
         default=10_000,

@@ -1,0 +1,1 @@
+"""The execution service's pure decisions: no I/O, no clock, no venue calls."""

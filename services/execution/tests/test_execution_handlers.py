@@ -1,0 +1,353 @@
+"""Execution handlers on FastStream's in-memory broker, a paper venue and an SQLite store.
+
+The clock stands still unless a test moves it, so the paper venue's prices are known: at the
+start every market stands at its start price (BTC/USDT 60000, SOL/USDT 150).
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faststream.nats import TestNatsBroker
+from sqlalchemy import select
+
+from ordo.contracts.enums import BreakerState, ExecutionStatus, OrderType, Side
+from ordo.contracts.envelope import Message, new_message_id
+from ordo.contracts.execution import (
+    ExecutionReport,
+    RequestVenueSnapshot,
+    VenuePosition,
+    VenueSnapshot,
+    VenueStatusChanged,
+)
+from ordo.contracts.orders import CancelOrder, OrderSpec
+from ordo.contracts.risk import OrderApproved
+from ordo.contracts.subjects import STREAM_OF_SUBJECT, Subject, subject_of
+from ordo.execution import store
+from ordo.execution.app import ExecutionApp, assemble
+from ordo.execution.config import ExecutionSettings, PaperSettings
+from ordo.execution.store import SubmissionStatus
+from ordo.execution.venues import PaperVenue
+
+START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+BTC, SOL = "BTC/USDT", "SOL/USDT"
+
+
+class ManualClock:
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+MakeService = Callable[..., Awaitable[ExecutionApp]]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def make_service(tmp_path: Path, clock: ManualClock) -> AsyncIterator[MakeService]:
+    """Builds execution services on one database (a second one is the first, restarted)."""
+    built: list[ExecutionApp] = []
+
+    async def make(**paper: Any) -> ExecutionApp:
+        settings = ExecutionSettings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'execution.db'}",
+            paper=PaperSettings(
+                seed=7,
+                starting_balance=Decimal(100_000),
+                taker_fee_rate=Decimal("0.001"),
+                maker_fee_rate=Decimal("0.0005"),
+                **paper,
+            ),
+        )
+        app = assemble(settings, telemetry=False, clock=clock)
+        await app.kit.db.create_all(store.metadata)
+        await app.kit.breakers.start()
+        await app.execution.restore_paper_books()
+        built.append(app)
+        return app
+
+    yield make
+    for app in built:
+        await app.execution.drain()
+        await app.kit.db.close()
+
+
+@pytest.fixture
+async def execution(make_service: MakeService) -> ExecutionApp:
+    return await make_service()
+
+
+def order_spec(
+    order_id: str = "ord-1",
+    *,
+    symbol: str = BTC,
+    side: Side = Side.BUY,
+    quantity: str = "0.01",
+    limit_price: str | None = None,
+) -> OrderSpec:
+    return OrderSpec(
+        order_id=order_id,
+        account="main",
+        strategy="trend",
+        venue="paper",
+        symbol=symbol,
+        side=side,
+        order_type=OrderType.LIMIT if limit_price else OrderType.MARKET,
+        quantity=Decimal(quantity),
+        limit_price=Decimal(limit_price) if limit_price else None,
+    )
+
+
+def approval(*specs: OrderSpec) -> OrderApproved:
+    return OrderApproved(
+        correlation_id="sig-1", producer="risk", proposal_id="prop-1", account="main", orders=specs
+    )
+
+
+def cancel(order_id: str = "ord-1") -> CancelOrder:
+    return CancelOrder(
+        correlation_id="sig-2",
+        producer="order",
+        order_id=order_id,
+        account="main",
+        venue="paper",
+        symbol=BTC,
+        reason="exit signal",
+    )
+
+
+async def deliver(app: ExecutionApp, *messages: Message) -> None:
+    async with TestNatsBroker(app.kit.broker) as broker:
+        for message in messages:
+            subject = subject_of(message)
+            await broker.publish(message.to_json(), str(subject), stream=STREAM_OF_SUBJECT[subject])
+
+
+async def published(app: ExecutionApp, subject: Subject) -> list[bytes]:
+    outbox = store.messaging.outbox
+    async with app.kit.db.session() as session:
+        rows = await session.execute(
+            select(outbox.c.payload).where(outbox.c.subject == str(subject)).order_by(outbox.c.seq)
+        )
+        return [row.payload for row in rows]
+
+
+async def reports(app: ExecutionApp) -> list[ExecutionReport]:
+    return [ExecutionReport.from_json(p) for p in await published(app, Subject.EXEC_REPORT)]
+
+
+async def statuses(app: ExecutionApp) -> list[ExecutionStatus]:
+    return [report.status for report in await reports(app)]
+
+
+async def submission(app: ExecutionApp, order_id: str = "ord-1") -> store.Submission | None:
+    async with app.kit.db.session() as session:
+        return await store.get_submission(session, order_id)
+
+
+def paper_venue(app: ExecutionApp) -> PaperVenue:
+    venue = app.venues.get("paper", "main")
+    assert isinstance(venue, PaperVenue)
+    return venue
+
+
+def orders_at_venue(app: ExecutionApp) -> int:
+    return len(paper_venue(app).snapshot().orders)
+
+
+async def test_an_approved_market_order_is_accepted_then_filled_with_its_fee(
+    execution: ExecutionApp,
+) -> None:
+    approved = approval(order_spec(quantity="0.01"))
+
+    await deliver(execution, approved)
+
+    accepted, filled = await reports(execution)
+    assert (accepted.status, accepted.venue_order_id) == (ExecutionStatus.ACCEPTED, "paper-1")
+    assert filled.status is ExecutionStatus.FILLED
+    assert (filled.cumulative_quantity, filled.average_price) == (Decimal("0.01"), Decimal(60000))
+    assert filled.fill is not None
+    assert (filled.fill.price, filled.fill.fee, filled.fill.fee_currency) == (
+        Decimal(60000),
+        Decimal("0.6"),  # 0.01 x 60000 x 0.001 taker
+        "USDT",
+    )
+    assert {(r.correlation_id, r.causation_id, r.producer) for r in (accepted, filled)} == {
+        ("sig-1", approved.message_id, "execution")
+    }
+    recorded = await submission(execution)
+    assert recorded is not None
+    assert (recorded.status, recorded.attempts) == (SubmissionStatus.SUBMITTED, 1)
+
+
+async def test_an_approval_delivered_twice_places_the_order_once(execution: ExecutionApp) -> None:
+    approved = approval(order_spec())
+    # A redelivery that the inbox cannot catch: same orders, a different message id.
+    again = approved.model_copy(update={"message_id": new_message_id()})
+
+    await deliver(execution, approved, again)
+
+    assert orders_at_venue(execution) == 1
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
+
+
+async def test_a_timed_out_create_is_looked_up_never_created_twice(
+    make_service: MakeService,
+) -> None:
+    execution = await make_service(
+        timeout_probability=Decimal(1), fault_calls=frozenset({"create_order"})
+    )
+
+    await deliver(execution, approval(order_spec()))
+
+    assert orders_at_venue(execution) == 1
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
+    recorded = await submission(execution)
+    assert recorded is not None
+    assert (recorded.status, recorded.attempts) == (SubmissionStatus.SUBMITTED, 1)
+
+
+async def test_a_venue_that_never_answers_leaves_the_order_unknown_and_opens_the_breaker(
+    make_service: MakeService,
+) -> None:
+    execution = await make_service(timeout_probability=Decimal(1))
+    approved = approval(order_spec())
+
+    await deliver(execution, approved)
+    await deliver(execution, approved)  # the retry: it looks the order up, and fails again
+    await execution.execution.drain()
+
+    assert orders_at_venue(execution) == 1
+    assert await reports(execution) == []
+    recorded = await submission(execution)
+    assert recorded is not None
+    assert (recorded.status, recorded.attempts) == (SubmissionStatus.UNKNOWN, 1)
+    (status,) = [
+        VenueStatusChanged.from_json(p) for p in await published(execution, Subject.EXEC_VENUE)
+    ]
+    assert (status.venue, status.account, status.breaker) == ("paper", "main", BreakerState.OPEN)
+
+
+async def test_an_order_below_the_minimum_notional_is_reported_rejected(
+    execution: ExecutionApp,
+) -> None:
+    approved = approval(order_spec(symbol=SOL, quantity="0.01"))  # 0.01 x 150 = 1.5 < 5
+
+    await deliver(execution, approved)
+
+    (rejected,) = await reports(execution)
+    assert rejected.status is ExecutionStatus.REJECTED
+    assert rejected.reason is not None and "below the minimum notional 5" in rejected.reason
+    assert rejected.cumulative_quantity == 0
+    recorded = await submission(execution)
+    assert recorded is not None and recorded.status is SubmissionStatus.REJECTED
+    # The handler finished normally: the message is in the inbox, not waiting for a retry.
+    inbox = store.messaging.inbox
+    async with execution.kit.db.session() as session:
+        done = await session.scalars(select(inbox.c.message_id))
+        assert approved.message_id in set(done)
+
+
+async def test_canceling_a_resting_limit_order_reports_it_canceled(
+    execution: ExecutionApp,
+) -> None:
+    await deliver(execution, approval(order_spec(limit_price="50000")))
+    await deliver(execution, cancel())
+
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.CANCELED]
+    canceled = (await reports(execution))[-1]
+    assert canceled.causation_id is not None and canceled.correlation_id == "sig-2"
+    assert await paper_venue(execution).open_orders() == []
+
+
+async def test_a_cancel_that_overtakes_its_approval_keeps_the_order_from_the_venue(
+    execution: ExecutionApp,
+) -> None:
+    await deliver(execution, cancel())
+    await deliver(execution, approval(order_spec()))
+
+    (canceled,) = await reports(execution)
+    assert canceled.status is ExecutionStatus.CANCELED
+    assert canceled.reason == "canceled before it was placed: exit signal"
+    assert orders_at_venue(execution) == 0
+
+
+async def test_a_resting_order_filled_by_the_price_is_reported_by_the_match_job(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = paper_venue(execution)
+    dip_at, dip = first_price_below(venue, BTC, Decimal(60000))
+    approved = approval(order_spec(limit_price=str(dip)))
+    await deliver(execution, approved)
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED]
+
+    clock.now = dip_at
+    await execution.execution.match()
+    await execution.execution.match()  # a second round finds nothing new
+
+    _, filled = await reports(execution)
+    assert filled.status is ExecutionStatus.FILLED
+    assert filled.fill is not None
+    assert (filled.fill.price, filled.fill.liquidity) == (dip, "maker")
+    assert filled.fill.fee == Decimal("0.01") * dip * Decimal("0.0005")
+    # The venue's own news continues the flow of the approval that placed the order.
+    assert (filled.correlation_id, filled.causation_id) == ("sig-1", approved.message_id)
+
+
+async def test_a_restart_keeps_the_paper_books_and_their_resting_orders(
+    make_service: MakeService, clock: ManualClock
+) -> None:
+    first = await make_service()
+    dip_at, dip = first_price_below(paper_venue(first), BTC, Decimal(60000))
+    await deliver(first, approval(order_spec("ord-1", quantity="0.02")))
+    await deliver(first, approval(order_spec("ord-2", limit_price=str(dip))))
+
+    restarted = await make_service()
+    clock.now = dip_at
+    await restarted.execution.match()
+
+    positions = await paper_venue(restarted).positions()
+    assert positions == [VenuePosition(symbol=BTC, quantity=Decimal("0.03"))]
+    fills = [r for r in await reports(restarted) if r.fill is not None]
+    assert [r.order_id for r in fills] == ["ord-1", "ord-2"]
+
+
+async def test_the_snapshot_responder_returns_the_venue_positions(
+    execution: ExecutionApp,
+) -> None:
+    await deliver(
+        execution,
+        approval(order_spec("ord-1", quantity="0.01"), order_spec("ord-2", limit_price="50000")),
+    )
+    request = RequestVenueSnapshot(
+        correlation_id="recon-1", producer="reconciler", account="main", venue="paper"
+    )
+
+    async with TestNatsBroker(execution.kit.broker) as broker:
+        response = await broker.request(request.to_json(), str(Subject.EXEC_SNAPSHOT))
+    snapshot = VenueSnapshot.from_json(response.body)
+
+    assert snapshot.causation_id == request.message_id
+    assert snapshot.positions == (VenuePosition(symbol=BTC, quantity=Decimal("0.01")),)
+    assert [(o.order_id, o.venue_order_id) for o in snapshot.open_orders] == [("ord-2", "paper-2")]
+    balances = {balance.currency: balance for balance in snapshot.balances}
+    assert balances["USDT"].total == Decimal(100_000) - Decimal(600) - Decimal("0.6")
+    assert balances["USDT"].free == balances["USDT"].total - Decimal(500) * Decimal("1.0005")
+
+
+def first_price_below(venue: PaperVenue, symbol: str, price: Decimal) -> tuple[datetime, Decimal]:
+    """The first second (within an hour) at which the random walk is below ``price``."""
+    for second in range(1, 3600):
+        at = START + timedelta(seconds=second)
+        if (current := venue.price(symbol, at)) < price:
+            return at, current
+    raise AssertionError(f"{symbol} never went below {price} within an hour")
