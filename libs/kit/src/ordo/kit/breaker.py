@@ -92,7 +92,7 @@ class Breakers:
             return await self._once(breaker, operation, tuple(ignore))
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(attempts),
-            wait=wait_exponential_jitter(initial=0.1, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1),
             retry=retry_if_exception(
                 lambda exc: not isinstance(exc, CircuitOpenError) and retry(exc)
             ),
