@@ -105,7 +105,7 @@ class Stack:
             self.start_service(service, wait=False)
         for service in self.processes:
             self.wait_ready(service, timeout=ready_timeout)
-        self._write_stack_file()
+        self.write_stack_file()
         return self
 
     def stop(self) -> None:
@@ -247,7 +247,7 @@ class Stack:
             },
         }
 
-    def _write_stack_file(self) -> None:
+    def write_stack_file(self) -> None:
         path = self.var_dir / STACK_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -1,0 +1,512 @@
+"""``ordo``: the operator CLI. Tables for people, ``--json`` for scripts.
+
+Exit codes: 0 success, 1 failure, 2 bad usage, 3 stack not running / unreachable, 4 timed out,
+5 nothing found.
+"""
+
+import asyncio
+import contextlib
+import getpass
+import json
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import httpx
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from ordo.cli import client, jaeger, spans, views
+from ordo.cli.errors import CliError, InvalidInput, NothingFound
+from ordo.contracts.enums import Intent, OrderStatus, Side, SizeUnit, TradingState
+from ordo.contracts.envelope import new_message_id
+from ordo.contracts.queries import OrdersView, PositionsView, QueryOrders, QueryPositions
+from ordo.contracts.risk import SetTradingState
+from ordo.contracts.signals import SignalRequest, Size
+from ordo.contracts.subjects import DEAD_LETTER_STREAM, Service
+
+OPERATOR = str(Service.OPERATOR)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+app = typer.Typer(
+    name="ordo",
+    help="Operate Ordo: start the embedded stack, send signals, inspect orders, positions and "
+    "traces, halt or resume trading.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    # A traceback with locals would print the NATS password and the API token.
+    pretty_exceptions_show_locals=False,
+)
+
+
+# -- shared options -----------------------------------------------------------------------------
+def _decimal(value: str) -> Decimal:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise typer.BadParameter(f"{value!r} is not a decimal number") from None
+    if not number.is_finite() or number <= 0:
+        raise typer.BadParameter(f"{value!r} must be a positive number")
+    return number
+
+
+VarDir = Annotated[
+    Path,
+    typer.Option(
+        "--var-dir",
+        envvar="ORDO_VAR_DIR",
+        help="The stack's state directory; the stack file is <var-dir>/run/stack.json.",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+Timeout = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Seconds to wait for an answer.")
+]
+Account = Annotated[str, typer.Option("--account", "-a", help="The trading account.")]
+Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the audit log).")]
+Operator = Annotated[
+    str | None,
+    typer.Option("--operator", envvar="USER", help="Who asks (default: $USER)."),
+]
+
+
+def out() -> Console:
+    # Made per command, not at import, so that COLUMNS and the terminal are read when it runs.
+    return Console()
+
+
+def err() -> Console:
+    return Console(stderr=True)
+
+
+@contextlib.contextmanager
+def reporting_errors() -> Iterator[None]:
+    """A CliError becomes one red line on stderr and its exit code; nothing else is swallowed."""
+    try:
+        yield
+    except CliError as error:
+        err().print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
+
+
+def build(model: type[ModelT], **fields: Any) -> ModelT:
+    """A contract from options; a validation error is the operator's, reported as bad usage."""
+    try:
+        return model(**fields)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'value'}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise InvalidInput(f"invalid {model.__name__}: {problems}") from None
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+# -- ordo up ------------------------------------------------------------------------------------
+@app.command()
+def up(
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="ORDO_CONFIG",
+            help="The engine's configuration (default: config/ordo.yaml if it exists).",
+        ),
+    ] = None,
+) -> None:
+    """Start NATS, Redis and the six services here, and keep them running until Ctrl-C."""
+    from ordo.cli import up as launcher  # the launcher loads Redis; the queries do not need it
+
+    with reporting_errors():
+        if config is None:
+            default = Path("config/ordo.yaml")
+            config = default if default.exists() else None
+        elif not config.exists():
+            raise InvalidInput(f"the configuration file {config} does not exist")
+        launcher.run(var_dir, config, out())
+
+
+# -- ordo status --------------------------------------------------------------------------------
+@app.command()
+def status(
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    as_json: AsJson = False,
+    timeout: Timeout = 3.0,
+) -> None:
+    """Each service's readiness and PID, the JetStream streams and the dead letters."""
+    with reporting_errors():
+        info = client.find_stack(var_dir)
+        with httpx.Client(timeout=timeout) as http:
+            ready = {s.name: client.readiness(http, s.url) for s in info.services}
+        alive = {s.name: client.process_alive(s.pid) for s in info.services}
+
+        async def streams() -> list[client.StreamCount]:
+            async with client.nats_session(info.nats, timeout=timeout) as session:
+                return await client.stream_counts(session, timeout)
+
+        try:
+            counts: list[client.StreamCount] | None = asyncio.run(streams())
+            nats_error: CliError | None = None
+        except CliError as error:
+            counts, nats_error = None, error
+        dead = next((c.messages for c in counts or [] if c.name == DEAD_LETTER_STREAM), None)
+
+        if as_json:
+            print_json(
+                {
+                    "source": info.source,
+                    "nats": {"url": info.nats.url, "error": nats_error and str(nats_error)},
+                    "services": {
+                        s.name: {
+                            "url": s.url,
+                            "pid": s.pid,
+                            "alive": alive[s.name],
+                            "ready": ready[s.name].ready,
+                            "failing": list(ready[s.name].failing),
+                            "error": ready[s.name].error,
+                        }
+                        for s in info.services
+                    },
+                    "streams": {
+                        c.name: {"messages": c.messages, "consumers": c.consumers}
+                        for c in counts or []
+                    },
+                    "dead_letters": dead,
+                }
+            )
+        else:
+            console = out()
+            console.print(f"[dim]stack: {escape(info.source)}[/]")
+            if info.services:
+                console.print(views.services_table(info.services, ready, alive))
+            if counts is not None:
+                console.print(views.streams_table(counts))
+                if dead:
+                    console.print(
+                        f"[bold red]{dead} dead-lettered message(s)[/] in {DEAD_LETTER_STREAM}"
+                    )
+        if nats_error is not None:
+            raise nats_error
+        if not all(r.ready for r in ready.values()):
+            raise typer.Exit(1)
+
+
+# -- ordo signal --------------------------------------------------------------------------------
+def signal_body(
+    *,
+    idempotency_key: str,
+    account: str,
+    strategy: str,
+    venue: str,
+    symbol: str,
+    intent: Intent,
+    quantity: Decimal | None,
+    price: Decimal | None,
+    comment: str | None,
+) -> dict[str, Any]:
+    """The ``POST /v1/signals`` body; an exit without a quantity closes what is open."""
+    size = build(Size, unit=SizeUnit.QUANTITY, value=quantity) if quantity is not None else None
+    request = build(
+        SignalRequest,
+        account=account,
+        strategy=strategy,
+        venue=venue,
+        symbol=symbol,
+        intent=intent,
+        size=size,
+        reference_price=price,
+        comment=comment,
+    )
+    return {
+        "idempotency_key": idempotency_key,
+        "signal": request.model_dump(mode="json", exclude_none=True),
+    }
+
+
+def intent_of(side: Side | None, intent: Intent | None) -> Intent:
+    if side is not None and intent is not None:
+        raise InvalidInput("give --side or --intent, not both (--side buy is --intent enter_long)")
+    if intent is not None:
+        return intent
+    if side is None:
+        raise InvalidInput("give --side buy|sell (or --intent)")
+    return Intent.ENTER_LONG if side is Side.BUY else Intent.ENTER_SHORT
+
+
+@app.command("signal")
+def send_signal(
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="e.g. BTC/USDT")],
+    side: Annotated[
+        Side | None, typer.Option("--side", help="buy = enter_long, sell = enter_short.")
+    ] = None,
+    intent: Annotated[
+        Intent | None, typer.Option("--intent", help="Any intent, instead of --side.")
+    ] = None,
+    quantity: Annotated[
+        Decimal | None,
+        typer.Option(
+            "--quantity",
+            "-q",
+            parser=_decimal,
+            metavar="QTY",
+            help="Base-asset quantity (exits may omit it).",
+        ),
+    ] = None,
+    account: Account = "main",
+    strategy: Annotated[str, typer.Option("--strategy")] = "manual",
+    venue: Annotated[str, typer.Option("--venue")] = "paper",
+    price: Annotated[
+        Decimal | None,
+        typer.Option(
+            "--price", parser=_decimal, metavar="PRICE", help="Your reference price, if any."
+        ),
+    ] = None,
+    comment: Annotated[str | None, typer.Option("--comment")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option("--idempotency-key", help="Default: a new UUID (every call is new)."),
+    ] = None,
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    as_json: AsJson = False,
+    timeout: Timeout = 10.0,
+) -> None:
+    """Send a signal through the signal service's API; prints its signal id."""
+    with reporting_errors():
+        body = signal_body(
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+            account=account,
+            strategy=strategy,
+            venue=venue,
+            symbol=symbol,
+            intent=intent_of(side, intent),
+            quantity=quantity,
+            price=price,
+            comment=comment,
+        )
+        answer = client.post_signal(client.find_api(var_dir), body, timeout)
+        if as_json:
+            print_json(answer)
+        elif "signal_id" in answer:
+            typer.echo(answer["signal_id"])
+        else:
+            typer.echo(json.dumps(answer, default=str))
+
+
+# -- ordo orders / positions --------------------------------------------------------------------
+@app.command()
+def orders(
+    account: Annotated[str | None, typer.Option("--account", "-a")] = None,
+    signal_id: Annotated[str | None, typer.Option("--signal", help="A signal id.")] = None,
+    order_id: Annotated[str | None, typer.Option("--order", help="An order id.")] = None,
+    order_status: Annotated[OrderStatus | None, typer.Option("--status")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 100,
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    as_json: AsJson = False,
+    timeout: Timeout = 5.0,
+) -> None:
+    """Orders as the order service knows them: by account, signal, order or status."""
+    with reporting_errors():
+        query = build(
+            QueryOrders,
+            correlation_id=new_message_id(),
+            producer=OPERATOR,
+            account=account,
+            order_id=order_id,
+            signal_id=signal_id,
+            status=order_status,
+            limit=limit,
+        )
+        view = asyncio.run(_query(var_dir, query, OrdersView, timeout))
+        if as_json:
+            print_json([order.model_dump(mode="json") for order in view.orders])
+        else:
+            out().print(views.orders_table(view.orders))
+
+
+@app.command()
+def positions(
+    account: Annotated[str | None, typer.Option("--account", "-a")] = None,
+    venue: Annotated[str | None, typer.Option("--venue")] = None,
+    include_flat: Annotated[bool, typer.Option("--all", help="Include flat positions.")] = False,
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    as_json: AsJson = False,
+    timeout: Timeout = 5.0,
+) -> None:
+    """Positions per account, strategy and symbol."""
+    with reporting_errors():
+        query = build(
+            QueryPositions,
+            correlation_id=new_message_id(),
+            producer=OPERATOR,
+            account=account,
+            venue=venue,
+            include_flat=include_flat,
+        )
+        view = asyncio.run(_query(var_dir, query, PositionsView, timeout))
+        if as_json:
+            print_json([position.model_dump(mode="json") for position in view.positions])
+        else:
+            out().print(views.positions_table(view.positions))
+
+
+async def _query(
+    var_dir: Path,
+    query: QueryOrders | QueryPositions,
+    reply_type: type[client.M],
+    timeout: float,
+) -> client.M:
+    info = client.find_stack(var_dir)
+    async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
+        return await client.ask(session, query, reply_type, timeout)
+
+
+# -- ordo halt / reduce / resume ----------------------------------------------------------------
+def _set_trading_state(
+    state: TradingState,
+    account: str,
+    reason: str,
+    operator: str | None,
+    var_dir: Path,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    with reporting_errors():
+        operator = operator or _login_name()
+        if not operator:
+            raise InvalidInput("who asks? give --operator (USER is not set)")
+        message_id = new_message_id()
+        command = build(
+            SetTradingState,
+            message_id=message_id,
+            correlation_id=message_id,  # an operator command starts its own flow
+            producer=OPERATOR,
+            account=account,
+            state=state,
+            reason=reason,
+            operator=operator,
+        )
+
+        async def publish() -> Any:
+            info = client.find_stack(var_dir)
+            async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
+                return await client.publish_command(session, command, timeout)
+
+        ack = asyncio.run(publish())
+        if as_json:
+            print_json(
+                {
+                    "message_id": message_id,
+                    "account": account,
+                    "state": str(state),
+                    "stream": ack.stream,
+                    "sequence": ack.seq,
+                    "duplicate": bool(ack.duplicate),
+                }
+            )
+        else:
+            typer.echo(message_id)
+
+
+@app.command()
+def halt(
+    account: Account,
+    reason: Reason,
+    operator: Operator = None,
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    as_json: AsJson = False,
+    timeout: Timeout = 5.0,
+) -> None:
+    """Halt an account: no new orders, only cancels. Prints the command's message id."""
+    _set_trading_state(TradingState.HALTED, account, reason, operator, var_dir, as_json, timeout)
+
+
+@app.command()
+def reduce(
+    account: Account,
+    reason: Reason,
+    operator: Operator = None,
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    as_json: AsJson = False,
+    timeout: Timeout = 5.0,
+) -> None:
+    """Let an account only reduce its exposure. Prints the command's message id."""
+    _set_trading_state(TradingState.REDUCING, account, reason, operator, var_dir, as_json, timeout)
+
+
+@app.command()
+def resume(
+    account: Account,
+    reason: Reason,
+    operator: Operator = None,
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    as_json: AsJson = False,
+    timeout: Timeout = 5.0,
+) -> None:
+    """Let an account trade normally again. Prints the command's message id."""
+    _set_trading_state(TradingState.ACTIVE, account, reason, operator, var_dir, as_json, timeout)
+
+
+def _login_name() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no USER and no passwd entry (a bare container)
+        return None
+
+
+# -- ordo trace ---------------------------------------------------------------------------------
+@app.command()
+def trace(
+    wanted: Annotated[
+        str, typer.Argument(metavar="ID", help="A signal id, an order id or a trace id.")
+    ],
+    spans_dir: Annotated[
+        Path | None,
+        typer.Option("--spans-dir", help="Where the *.jsonl span files are (default: var/spans)."),
+    ] = None,
+    jaeger_url: Annotated[
+        str | None,
+        typer.Option(
+            "--jaeger", help="Read from a Jaeger query API instead, e.g. http://localhost:16686."
+        ),
+    ] = None,
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    as_json: AsJson = False,
+    timeout: Timeout = 10.0,
+) -> None:
+    """Draw the waterfall of every trace that carries a signal or order id."""
+    with reporting_errors():
+        if jaeger_url:
+            with httpx.Client(timeout=timeout) as http:
+                found = jaeger.fetch_spans(http, jaeger_url, wanted)
+            where = f"Jaeger at {jaeger_url}"
+            unreadable = 0
+        else:
+            directory = spans_dir or client.spans_dir_for(var_dir)
+            if not directory.is_dir():
+                raise NothingFound(f"no spans directory at {directory} (give --spans-dir)")
+            files = spans.read_span_files(directory)
+            found, unreadable = list(files.spans), files.unreadable_lines
+            where = f"{files.files} span file(s) in {directory}"
+        traces = spans.find_traces(found, wanted)
+        if not traces:
+            raise NothingFound(
+                f"no trace mentions {wanted!r} in {where} ({len(found)} spans read). "
+                "Spans are exported every half second: try again in a moment."
+            )
+        if as_json:
+            print_json([spans.trace_as_json(t) for t in traces])
+            return
+        console = out()
+        console.print(views.waterfalls(traces))
+        if unreadable:
+            err().print(f"[dim]{unreadable} unreadable line(s) skipped[/]")
