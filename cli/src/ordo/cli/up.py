@@ -56,7 +56,7 @@ def run(var_dir: Path, config_file: Path | None, console: Console) -> None:
             stack,
             say=console.print,
             # The stack file lists the PIDs `ordo status` shows; a restart changes one.
-            on_restart=stack._write_stack_file,
+            on_restart=stack.write_stack_file,
         )
         while True:
             time.sleep(CHECK_INTERVAL_SECONDS)
