@@ -28,17 +28,18 @@ def test_a_flat_position_has_no_entry() -> None:
     assert position.to_view().quantity == 0
 
 
-def test_buying_opens_a_long_at_the_fill_price_and_realises_nothing_yet() -> None:
+def test_buying_opens_a_long_at_the_fill_price_and_realises_only_its_fee() -> None:
     position = flat()
 
     realised = position.apply_fill(BUY, D("2"), D("100"), D("0.2"), now=LATER)
 
-    assert realised == 0
+    assert realised == 0  # no trade closed yet
     assert position.quantity == D("2")
     assert position.side is BUY
     assert position.average_entry == D("100")
     assert position.fees == D("0.2")
-    assert position.realised_pnl == 0
+    assert position.realised_pnl == D("-0.2")  # the fee is paid: the account's money is gone
+    assert position.open_entry_fees == D("0.2")
     assert (position.version, position.updated_at) == (1, LATER)
 
 
@@ -57,6 +58,7 @@ def test_a_partial_close_realises_its_share_of_both_fees_and_keeps_the_entry() -
 
     # (110 - 100) x 1 - the exit fee 0.1 - half of the entry fee 0.4
     assert realised == D("9.7")
+    assert position.realised_pnl == D("10") - D("0.4") - D("0.1")  # every fee paid so far
     assert position.quantity == D("1")
     assert position.average_entry == D("100")
     assert position.open_entry_fees == D("0.2")
@@ -120,7 +122,7 @@ def test_the_view_carries_the_signed_quantity_and_pnl_after_fees() -> None:
     assert view.quantity == D("-1.5")
     assert view.average_entry == D("100")
     assert view.fees == D("0.15")
-    assert view.realised_pnl == 0
+    assert view.realised_pnl == D("-0.15")
     assert (view.version, view.updated_at) == (1, LATER)
     assert (view.account, view.strategy, view.venue, view.symbol) == (
         ACCOUNT,
@@ -190,7 +192,7 @@ def test_a_round_trip_realises_sells_minus_buys_minus_fees(
     all_fees = sum((f for *_, f in steps), D(0))
     assert position.is_flat
     assert abs(realised - (cash - all_fees)) <= TOLERANCE
-    assert realised == position.realised_pnl
+    assert abs(realised - position.realised_pnl) <= TOLERANCE
     assert position.fees == all_fees
 
 
@@ -207,6 +209,15 @@ def test_quantity_is_always_the_signed_sum_of_fills(
         assert position.is_flat == (position.average_entry is None)
         assert position.open_entry_fees >= 0
     assert position.version == len(steps)
+
+
+@given(st.lists(fills, max_size=15))
+def test_the_account_realises_what_the_trades_realised_less_the_fees_still_carried(
+    steps: list[tuple[Side, Decimal, Decimal, Decimal]],
+) -> None:
+    position = flat()
+    trades = apply_all(position, steps)
+    assert abs(position.realised_pnl - (trades - position.open_entry_fees)) <= TOLERANCE
 
 
 @given(sides, quantities, prices, fees, st.integers(1, 99), prices, fees)

@@ -2,10 +2,15 @@
 
 Quantity is signed: long > 0, short < 0. The average entry is the quantity-weighted average of
 the fills that opened or grew the position; closing part of it does not move it. Fees are part
-of P&L, always: an entry fee is carried by the open quantity and released, pro rata, into the
-realised P&L of the fills that close that quantity, together with the closing fill's own fee.
-So a round trip at one price realises exactly minus its fees, and over any sequence of fills
-that ends flat, realised P&L = sells - buys - fees.
+of P&L, always, and P&L is counted two ways:
+
+- the position's ``realised_pnl`` is the account's money: the P&L of every close minus every fee
+  the moment it is paid, so an open position has already realised minus its entry fees;
+- the figure :meth:`Position.apply_fill` returns is the trade's: a closing fill realises its own
+  fee and, pro rata, the entry fees carried by the quantity it closes (``open_entry_fees``).
+
+Both agree whenever the position is flat: a round trip at one price realises exactly minus its
+fees, and over any sequence of fills that ends flat, realised P&L = sells - buys - fees.
 
 Fees are taken to be in the quote currency (a negative fee is a maker rebate).
 """
@@ -35,9 +40,10 @@ class Position:
     updated_at: datetime
     quantity: Decimal = ZERO
     average_entry: Decimal | None = None
-    realised_pnl: Decimal = ZERO  # after fees
+    realised_pnl: Decimal = ZERO  # after every fee paid so far, entries included
     fees: Decimal = ZERO  # every fee paid, entries and exits
-    open_entry_fees: Decimal = ZERO  # entry fees of the open quantity, not yet realised
+    # Entry fees of the open quantity: already paid, not yet attributed to a closing trade.
+    open_entry_fees: Decimal = ZERO
     version: int = 0
 
     @classmethod
@@ -65,7 +71,7 @@ class Position:
         fee: Decimal,
         now: datetime | None = None,
     ) -> Decimal:
-        """Apply one fill; return the P&L (after fees) it realised."""
+        """Apply one fill; return the trade P&L (after fees) of the quantity it closed."""
         if quantity <= ZERO or price <= ZERO:
             raise InvalidFill(
                 f"a fill needs a positive quantity and price, not {quantity} @ {price}"
@@ -73,16 +79,16 @@ class Position:
         held = abs(self.quantity)
         if self.side in (None, side):
             self._open(side, quantity, price, fee)
-            realised = ZERO
+            gross = realised = ZERO
         elif quantity <= held:
-            realised = self._close(quantity, price, fee)
+            gross, realised = self._close(quantity, price, fee)
         else:
             # The fill crosses through zero: it closes everything held and opens the rest on
             # the other side at the same price; the fee splits in proportion.
             closing_fee = _pro_rata(fee, held, quantity)
-            realised = self._close(held, price, closing_fee)
+            gross, realised = self._close(held, price, closing_fee)
             self._open(side, quantity - held, price, fee - closing_fee)
-        self.realised_pnl += realised
+        self.realised_pnl += gross - fee
         self.version += 1
         if now is not None:
             self.updated_at = now
@@ -96,19 +102,21 @@ class Position:
         self.open_entry_fees += fee
         self.fees += fee
 
-    def _close(self, quantity: Decimal, price: Decimal, fee: Decimal) -> Decimal:
+    def _close(self, quantity: Decimal, price: Decimal, fee: Decimal) -> tuple[Decimal, Decimal]:
+        """Close ``quantity``; return its P&L before fees and its trade P&L after both fees."""
         held = abs(self.quantity)
         direction = 1 if self.quantity > ZERO else -1
         entry = self.average_entry or ZERO
         released_entry_fees = _pro_rata(self.open_entry_fees, quantity, held)
-        realised = (price - entry) * quantity * direction - fee - released_entry_fees
+        gross = (price - entry) * quantity * direction
+        realised = gross - fee - released_entry_fees
         self.quantity -= direction * quantity
         self.open_entry_fees -= released_entry_fees
         self.fees += fee
         if self.quantity == ZERO:
             self.average_entry = None
             self.open_entry_fees = ZERO
-        return realised
+        return gross, realised
 
     def to_view(self) -> PositionView:
         return PositionView(

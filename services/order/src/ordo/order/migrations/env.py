@@ -1,0 +1,4 @@
+from ordo.kit.migrations import run_migrations
+from ordo.order.store import metadata
+
+run_migrations(metadata)

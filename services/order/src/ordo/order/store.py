@@ -1,0 +1,526 @@
+"""The OMS's store: orders, their applied fills and events, positions, and what became of signals.
+
+Repositories load and save the domain objects on the unit of work's session. Saves are
+optimistic: an update names the version it loaded (``WHERE ... AND version = :loaded``) and a
+save that changes no row, or an insert that finds the row already there, raises
+:class:`ConcurrentUpdate`. The kit then retries the whole message, which reloads fresh state.
+"""
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, cast
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    CursorResult,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Row,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordo.contracts.enums import OrderStatus, OrderType, Side, TimeInForce
+from ordo.contracts.execution import Fill
+from ordo.contracts.orders import OrderView, PositionView
+from ordo.kit.store import ExactDecimal, UtcDateTime, messaging_tables, new_metadata
+from ordo.order.domain import Order, OrderChanged, Position
+
+metadata = new_metadata()
+messaging = messaging_tables(metadata)
+
+ZERO = Decimal(0)
+
+
+class ConcurrentUpdate(Exception):
+    """Someone else changed the row since it was loaded; retrying the message resolves it."""
+
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(36), primary_key=True, doc="The client order id"),
+    Column("signal_id", String(64), nullable=False, index=True),
+    Column("proposal_id", String(64), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("venue", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("order_type", String(16), nullable=False),
+    Column("time_in_force", String(8), nullable=False),
+    Column("quantity", ExactDecimal, nullable=False),
+    Column("limit_price", ExactDecimal, nullable=True),
+    Column("stop_price", ExactDecimal, nullable=True),
+    Column("reduce_only", Boolean, nullable=False),
+    Column("post_only", Boolean, nullable=False),
+    Column("reference_price", ExactDecimal, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("filled_quantity", ExactDecimal, nullable=False),
+    Column("average_fill_price", ExactDecimal, nullable=True),
+    Column("fees", ExactDecimal, nullable=False),
+    Column("venue_order_id", String(128), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+Index("ix_orders_account_created", orders.c.account, orders.c.created_at)
+Index("ix_orders_created", orders.c.created_at)
+
+# The fills applied to each order: the order's memory of which fill ids it has seen. The key is
+# (order_id, fill_id), as in the domain: a fill id is unique per venue at best (the paper venue
+# numbers its orders per account), so two orders may legitimately carry the same fill id.
+order_fills = Table(
+    "order_fills",
+    metadata,
+    Column("order_id", String(36), nullable=False),
+    Column("fill_id", String(128), nullable=False),
+    Column("quantity", ExactDecimal, nullable=False),
+    Column("price", ExactDecimal, nullable=False),
+    Column("fee", ExactDecimal, nullable=False),
+    Column("fee_currency", String(16), nullable=False),
+    Column("liquidity", String(8), nullable=False),
+    Column("filled_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("order_id", "fill_id"),
+)
+
+# Append-only history: one row per version an order reached.
+order_events = Table(
+    "order_events",
+    metadata,
+    Column("order_id", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("detail", Text, nullable=True),
+    PrimaryKeyConstraint("order_id", "version"),
+)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("account", String(64), nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("venue", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("quantity", ExactDecimal, nullable=False, doc="Signed: short < 0"),
+    Column("average_entry", ExactDecimal, nullable=True),
+    Column("realised_pnl", ExactDecimal, nullable=False),
+    Column("fees", ExactDecimal, nullable=False),
+    Column("open_entry_fees", ExactDecimal, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("account", "strategy", "venue", "symbol"),
+)
+
+
+class SignalOutcome(StrEnum):
+    PLANNED = "planned"
+    UNPLANNABLE = "unplannable"
+
+
+# What became of every accepted signal. Its key makes planning a signal a once-only act, however
+# the signal arrives; an unplannable signal leaves its reason here for the desk to query.
+signal_outcomes = Table(
+    "signal_outcomes",
+    metadata,
+    Column("signal_id", String(64), primary_key=True),
+    Column("outcome", String(16), nullable=False),
+    Column("proposal_id", String(64), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("account", String(64), nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("venue", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("intent", String(16), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+AnyRow = Row[*tuple[Any, ...]]
+
+PositionKey = tuple[str, str, str, str]
+"""(account, strategy, venue, symbol)"""
+
+
+def _changed_rows(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def _order_values(order: Order) -> dict[str, Any]:
+    """The columns of ``order`` that a save writes (everything but the key)."""
+    return {
+        "signal_id": order.signal_id,
+        "proposal_id": order.proposal_id,
+        "account": order.account,
+        "strategy": order.strategy,
+        "venue": order.venue,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "order_type": order.order_type.value,
+        "time_in_force": order.time_in_force.value,
+        "quantity": order.quantity,
+        "limit_price": order.limit_price,
+        "stop_price": order.stop_price,
+        "reduce_only": order.reduce_only,
+        "post_only": order.post_only,
+        "reference_price": order.reference_price,
+        "status": order.status.value,
+        "filled_quantity": order.filled_quantity,
+        "average_fill_price": order.average_fill_price,
+        "fees": order.fees,
+        "venue_order_id": order.venue_order_id,
+        "reason": order.reason,
+        "version": order.version,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
+
+
+def _order_from(row: AnyRow, fills: Sequence[AnyRow]) -> Order:
+    return Order(
+        order_id=row.order_id,
+        signal_id=row.signal_id,
+        proposal_id=row.proposal_id,
+        account=row.account,
+        strategy=row.strategy,
+        venue=row.venue,
+        symbol=row.symbol,
+        side=Side(row.side),
+        order_type=OrderType(row.order_type),
+        time_in_force=TimeInForce(row.time_in_force),
+        quantity=row.quantity,
+        limit_price=row.limit_price,
+        stop_price=row.stop_price,
+        reduce_only=row.reduce_only,
+        post_only=row.post_only,
+        reference_price=row.reference_price,
+        status=OrderStatus(row.status),
+        filled_quantity=row.filled_quantity,
+        average_fill_price=row.average_fill_price,
+        fees=row.fees,
+        venue_order_id=row.venue_order_id,
+        reason=row.reason,
+        fill_ids={fill.fill_id for fill in fills},
+        fills_quantity=sum((fill.quantity for fill in fills), ZERO),
+        fills_notional=sum((fill.quantity * fill.price for fill in fills), ZERO),
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _order_view_from(row: AnyRow) -> OrderView:
+    values = row._mapping
+    return OrderView.model_validate({name: values[name] for name in OrderView.model_fields})
+
+
+class OrderRepository:
+    """Orders of one unit of work; it remembers the version of every order it loaded."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._loaded_versions: dict[str, int] = {}
+
+    async def get(self, order_id: str) -> Order | None:
+        row = (
+            await self._session.execute(select(orders).where(orders.c.order_id == order_id))
+        ).one_or_none()
+        if row is None:
+            return None
+        fills = (
+            await self._session.execute(
+                select(order_fills.c.fill_id, order_fills.c.quantity, order_fills.c.price).where(
+                    order_fills.c.order_id == order_id
+                )
+            )
+        ).all()
+        order = _order_from(row, fills)
+        self._loaded_versions[order_id] = order.version
+        return order
+
+    async def save(self, order: Order) -> None:
+        """Insert a new order, or update a loaded one if nobody changed it in between."""
+        loaded = self._loaded_versions.get(order.order_id)
+        if loaded is None:
+            await self._insert(order)
+        elif order.version != loaded:
+            await self._update(order, loaded)
+        self._loaded_versions[order.order_id] = order.version
+
+    async def _insert(self, order: Order) -> None:
+        try:
+            await self._session.execute(
+                insert(orders).values(order_id=order.order_id, **_order_values(order))
+            )
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(f"order {order.order_id} already exists") from exc
+
+    async def _update(self, order: Order, loaded_version: int) -> None:
+        result = await self._session.execute(
+            update(orders)
+            .where(orders.c.order_id == order.order_id, orders.c.version == loaded_version)
+            .values(**_order_values(order))
+        )
+        if _changed_rows(result) != 1:
+            raise ConcurrentUpdate(
+                f"order {order.order_id} changed since it was loaded at version {loaded_version}"
+            )
+
+    async def record_fill(self, order_id: str, fill: Fill) -> None:
+        """Remember a fill as applied to the order; save the order first (its version guards)."""
+        try:
+            await self._session.execute(
+                insert(order_fills).values(
+                    order_id=order_id,
+                    fill_id=fill.fill_id,
+                    quantity=fill.quantity,
+                    price=fill.price,
+                    fee=fill.fee,
+                    fee_currency=fill.fee_currency,
+                    liquidity=fill.liquidity,
+                    filled_at=fill.filled_at,
+                )
+            )
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(
+                f"fill {fill.fill_id} of order {order_id} was applied concurrently"
+            ) from exc
+
+    async def record_event(self, event: OrderChanged, at: datetime, detail: str | None) -> None:
+        await self._session.execute(
+            insert(order_events).values(
+                order_id=event.order_id,
+                version=event.version,
+                status=event.status.value,
+                at=at,
+                detail=detail,
+            )
+        )
+
+
+async def find_orders(
+    session: AsyncSession,
+    *,
+    account: str | None = None,
+    order_id: str | None = None,
+    signal_id: str | None = None,
+    status: OrderStatus | None = None,
+    limit: int = 100,
+) -> list[OrderView]:
+    """Views of the orders that match every given filter, newest first."""
+    query = select(orders)
+    if account is not None:
+        query = query.where(orders.c.account == account)
+    if order_id is not None:
+        query = query.where(orders.c.order_id == order_id)
+    if signal_id is not None:
+        query = query.where(orders.c.signal_id == signal_id)
+    if status is not None:
+        query = query.where(orders.c.status == status.value)
+    query = query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit)
+    return [_order_view_from(row) for row in (await session.execute(query)).all()]
+
+
+async def order_events_of(session: AsyncSession, order_id: str) -> list[dict[str, Any]]:
+    """The history of one order, oldest first."""
+    query = (
+        select(order_events)
+        .where(order_events.c.order_id == order_id)
+        .order_by(order_events.c.version)
+    )
+    return [dict(row._mapping) for row in (await session.execute(query)).all()]
+
+
+# --- positions --------------------------------------------------------------------------------
+
+
+def _position_key(position: Position) -> PositionKey:
+    return (position.account, position.strategy, position.venue, position.symbol)
+
+
+def _position_values(position: Position) -> dict[str, Any]:
+    return {
+        "quantity": position.quantity,
+        "average_entry": position.average_entry,
+        "realised_pnl": position.realised_pnl,
+        "fees": position.fees,
+        "open_entry_fees": position.open_entry_fees,
+        "version": position.version,
+        "updated_at": position.updated_at,
+    }
+
+
+def _position_from(row: AnyRow) -> Position:
+    return Position(
+        account=row.account,
+        strategy=row.strategy,
+        venue=row.venue,
+        symbol=row.symbol,
+        quantity=row.quantity,
+        average_entry=row.average_entry,
+        realised_pnl=row.realised_pnl,
+        fees=row.fees,
+        open_entry_fees=row.open_entry_fees,
+        version=row.version,
+        updated_at=row.updated_at,
+    )
+
+
+class PositionRepository:
+    """Positions of one unit of work; it remembers the version of every position it loaded."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._loaded_versions: dict[PositionKey, int] = {}
+
+    async def get(self, account: str, strategy: str, venue: str, symbol: str) -> Position | None:
+        row = (
+            await self._session.execute(
+                select(positions).where(
+                    positions.c.account == account,
+                    positions.c.strategy == strategy,
+                    positions.c.venue == venue,
+                    positions.c.symbol == symbol,
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        position = _position_from(row)
+        self._loaded_versions[_position_key(position)] = position.version
+        return position
+
+    async def save(self, position: Position) -> None:
+        """Insert a position seen for the first time, or update a loaded one optimistically."""
+        key = _position_key(position)
+        loaded = self._loaded_versions.get(key)
+        if loaded is None:
+            await self._insert(position)
+        elif position.version != loaded:
+            await self._update(position, loaded)
+        self._loaded_versions[key] = position.version
+
+    async def _insert(self, position: Position) -> None:
+        account, strategy, venue, symbol = _position_key(position)
+        try:
+            await self._session.execute(
+                insert(positions).values(
+                    account=account,
+                    strategy=strategy,
+                    venue=venue,
+                    symbol=symbol,
+                    **_position_values(position),
+                )
+            )
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(
+                f"position {'/'.join(_position_key(position))} was opened concurrently"
+            ) from exc
+
+    async def _update(self, position: Position, loaded_version: int) -> None:
+        account, strategy, venue, symbol = _position_key(position)
+        result = await self._session.execute(
+            update(positions)
+            .where(
+                positions.c.account == account,
+                positions.c.strategy == strategy,
+                positions.c.venue == venue,
+                positions.c.symbol == symbol,
+                positions.c.version == loaded_version,
+            )
+            .values(**_position_values(position))
+        )
+        if _changed_rows(result) != 1:
+            raise ConcurrentUpdate(
+                f"position {'/'.join(_position_key(position))} changed since it was loaded at "
+                f"version {loaded_version}"
+            )
+
+
+async def find_positions(
+    session: AsyncSession,
+    *,
+    account: str | None = None,
+    venue: str | None = None,
+    include_flat: bool = False,
+) -> list[PositionView]:
+    query = select(positions)
+    if account is not None:
+        query = query.where(positions.c.account == account)
+    if venue is not None:
+        query = query.where(positions.c.venue == venue)
+    query = query.order_by(
+        positions.c.account, positions.c.strategy, positions.c.venue, positions.c.symbol
+    )
+    found = [_position_from(row) for row in (await session.execute(query)).all()]
+    # Flatness is decided on the Decimal: SQLite keeps "0" and "0.0000" as different texts.
+    return [position.to_view() for position in found if include_flat or not position.is_flat]
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    """What became of one accepted signal."""
+
+    signal_id: str
+    outcome: SignalOutcome
+    account: str
+    strategy: str
+    venue: str
+    symbol: str
+    intent: str
+    recorded_at: datetime
+    proposal_id: str | None = None
+    reason: str | None = None
+
+
+class SignalOutcomeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, signal_id: str) -> SignalRecord | None:
+        row = (
+            await self._session.execute(
+                select(signal_outcomes).where(signal_outcomes.c.signal_id == signal_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        return SignalRecord(**{**values, "outcome": SignalOutcome(values["outcome"])})
+
+    async def add(self, record: SignalRecord) -> None:
+        """Record the outcome; a second outcome for the same signal is a concurrent attempt."""
+        values = {**asdict(record), "outcome": record.outcome.value}
+        try:
+            await self._session.execute(insert(signal_outcomes).values(**values))
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(
+                f"signal {record.signal_id} was planned concurrently elsewhere"
+            ) from exc
+
+
+class Repositories:
+    """Every repository of one unit of work, on its session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.orders = OrderRepository(session)
+        self.positions = PositionRepository(session)
+        self.signals = SignalOutcomeRepository(session)
