@@ -1,0 +1,1 @@
+"""The signal service: webhooks, the signal API and SubmitSignal in; SignalAccepted out."""

@@ -3,10 +3,28 @@
 No I/O here: the handlers feed bytes and market lists in and publish what comes out.
 """
 
-from ordo.signal.domain.api import SignalApiRequest
-from ordo.signal.domain.dedupe import dedupe_key, hmac_signature_valid, secret_matches
-from ordo.signal.domain.errors import AlertError, SignalError, UnknownSymbol, UnmappableIntent
+from ordo.signal.domain.api import (
+    SignalApiRequest,
+    missing_part,
+    normalise_signal,
+    parse_api_request,
+    venue_markets,
+)
+from ordo.signal.domain.dedupe import (
+    dedupe_key,
+    hmac_signature_valid,
+    request_dedupe_key,
+    secret_matches,
+)
+from ordo.signal.domain.errors import (
+    AlertError,
+    SignalError,
+    UnknownSymbol,
+    UnknownVenue,
+    UnmappableIntent,
+)
 from ordo.signal.domain.intent import MarketPosition, needs_size, to_intent
+from ordo.signal.domain.redaction import bounded, redact
 from ordo.signal.domain.symbols import normalise_symbol
 from ordo.signal.domain.tradingview import (
     MAX_ALERT_BYTES,
@@ -24,14 +42,22 @@ __all__ = [
     "SignalError",
     "TradingViewAlert",
     "UnknownSymbol",
+    "UnknownVenue",
     "UnmappableIntent",
     "alert_venue",
+    "bounded",
     "dedupe_key",
     "hmac_signature_valid",
+    "missing_part",
     "needs_size",
+    "normalise_signal",
     "normalise_symbol",
     "parse_alert",
+    "parse_api_request",
+    "redact",
+    "request_dedupe_key",
     "secret_matches",
     "to_intent",
     "to_signal_request",
+    "venue_markets",
 ]

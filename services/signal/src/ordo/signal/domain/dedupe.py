@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 
+from ordo.contracts.enums import SignalSource
 from ordo.signal.domain.tradingview import TradingViewAlert
 
 _SIGNATURE_PREFIX = "sha256="
@@ -39,6 +40,15 @@ def dedupe_key(alert: TradingViewAlert) -> str:
         }
         return "tv-order-" + _digest({**scope, **order})
     return "tv-content-" + _digest(alert.model_dump(exclude={"secret"}))
+
+
+def request_dedupe_key(source: SignalSource, idempotency_key: str) -> str:
+    """The identity of a signal sent with the caller's own idempotency key: ``<source>:<key>``.
+
+    Scoped to the source, so that a strategy's key never collides with an API caller's; a signal
+    sent with the same key over HTTP and over NATS (source ``api`` both times) is one signal.
+    """
+    return f"{source.value}:{idempotency_key}"
 
 
 def secret_matches(given: str | None, expected: str) -> bool:

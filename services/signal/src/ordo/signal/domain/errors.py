@@ -24,3 +24,7 @@ class UnknownSymbol(SignalError):
     def __init__(self, symbol: str, reason: str, field: str = "symbol") -> None:
         super().__init__(field, reason)
         self.symbol = symbol
+
+
+class UnknownVenue(SignalError):
+    """A venue that the service has no market list for."""

@@ -164,14 +164,26 @@ class TradingViewAlert(BaseModel):
 # --- reading the body --------------------------------------------------------------------------
 
 
-def parse_alert(body: bytes, content_type: str | None) -> TradingViewAlert:
-    """The alert in ``body``; raises :class:`AlertError` and nothing else for any bad input."""
+def parse_alert(
+    body: bytes, content_type: str | None, *, default_account: str | None = None
+) -> TradingViewAlert:
+    """The alert in ``body``; raises :class:`AlertError` and nothing else for any bad input.
+
+    ``default_account`` stands in for an ``account`` the alert leaves out (or leaves blank), so
+    that a single-account set-up needs no account in its alert template.
+    """
     fields = _read_fields(body, content_type)
+    if default_account is not None and _absent(fields.get("account")):
+        fields["account"] = default_account
     try:
         return TradingViewAlert.model_validate(fields)
     except ValidationError as error:
         # "from None": the validation error quotes the input, and the input holds the secret.
         raise _alert_error(error.errors(include_url=False)[0]) from None
+
+
+def _absent(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _read_fields(body: bytes, content_type: str | None) -> dict[str, Any]:
