@@ -92,7 +92,7 @@ def make_broker(
     )
 
 
-def stream_config(spec: StreamSpec) -> StreamConfig:
+def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=spec.name,
         description=spec.description,
@@ -102,14 +102,15 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
         discard=DiscardPolicy.OLD,
         max_age=spec.max_age_seconds,
         duplicate_window=spec.duplicate_window_seconds,
+        num_replicas=replicas,
     )
 
 
-async def ensure_streams(broker: NatsBroker) -> None:
+async def ensure_streams(broker: NatsBroker, replicas: int = 1) -> None:
     """Create the streams that are missing and bring changed ones up to date."""
     js = broker.config.connection_state.stream
     for spec in STREAMS:
-        wanted = stream_config(spec)
+        wanted = stream_config(spec, replicas)
         try:
             info = await js.stream_info(spec.name)
         except NotFoundError:

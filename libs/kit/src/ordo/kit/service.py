@@ -103,12 +103,12 @@ class ServiceKit:
     async def migrate(self) -> None:
         await upgrade_async(self.service, self.settings.effective_database_url)
 
-    async def start(self, *, migrate: bool = True, serve_http: bool = True) -> None:
-        if migrate:
+    async def start(self, *, migrate: bool | None = None, serve_http: bool = True) -> None:
+        if self.settings.migrate_on_start if migrate is None else migrate:
             await self.migrate()
         await self.breakers.start()
         await self.broker.connect()
-        await ensure_streams(self.broker)
+        await ensure_streams(self.broker, self.settings.nats.stream_replicas)
         for hook in self._on_start:
             await hook()
         await self.broker.start()

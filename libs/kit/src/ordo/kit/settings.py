@@ -36,6 +36,8 @@ class NatsSettings(Section):
     ack_wait_seconds: float = Field(default=30.0, gt=0)
     fetch_batch: int = Field(default=16, ge=1, le=1000)
     request_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Copies of each stream in a NATS cluster: 3 in production (see deploy/k8s), 1 on one server.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
 
 
 class HttpSettings(Section):
@@ -87,6 +89,8 @@ class ServiceSettings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     log_level: str = "INFO"
     log_json: bool = True
+    # Off where a migrations Job applies the schema once (Kubernetes), so replicas never race it.
+    migrate_on_start: bool = True
 
     @field_validator("log_level")
     @classmethod
