@@ -29,8 +29,9 @@ def nats_credentials() -> NatsCredentials:
 
 
 @pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory,
-                nats_credentials: NatsCredentials) -> Iterator[NatsServer]:
+def nats_server(
+    tmp_path_factory: pytest.TempPathFactory, nats_credentials: NatsCredentials
+) -> Iterator[NatsServer]:
     server = NatsServer(tmp_path_factory.mktemp("nats"), nats_credentials).start()
     yield server
     server.stop()
@@ -47,10 +48,16 @@ def _postgres_url() -> str | None:
     return os.environ.get("ORDO_TEST_POSTGRES_URL")
 
 
-STORE_BACKENDS = ["sqlite", pytest.param("postgres", marks=[
-    pytest.mark.postgres,
-    pytest.mark.skipif(_postgres_url() is None, reason="ORDO_TEST_POSTGRES_URL is not set"),
-])]
+STORE_BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(_postgres_url() is None, reason="ORDO_TEST_POSTGRES_URL is not set"),
+        ],
+    ),
+]
 
 
 @pytest.fixture(params=STORE_BACKENDS)
@@ -71,7 +78,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     finally:
         await connection.close()
     yield base.set(drivername="postgresql+asyncpg", database=name).render_as_string(
-        hide_password=False)
+        hide_password=False
+    )
     connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

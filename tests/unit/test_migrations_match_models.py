@@ -13,8 +13,9 @@ SERVICES = ["signal", "order", "risk", "execution", "reconciler", "notifier"]
 
 
 @pytest.mark.parametrize("service", SERVICES)
-async def test_migrations_build_the_schema_the_models_declare(service: str,
-                                                              database_url: str) -> None:
+async def test_migrations_build_the_schema_the_models_declare(
+    service: str, database_url: str
+) -> None:
     metadata = importlib.import_module(f"ordo.{service}.store").metadata
     await upgrade_async(service, database_url)
 
@@ -22,7 +23,8 @@ async def test_migrations_build_the_schema_the_models_declare(service: str,
     try:
         async with engine.connect() as connection:
             differences = await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
+                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+            )
     finally:
         await engine.dispose()
     assert differences == [], f"{service}: models and migrations differ: {differences}"

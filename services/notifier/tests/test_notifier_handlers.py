@@ -31,13 +31,28 @@ async def notifier(tmp_path: Path) -> AsyncIterator[ServiceKit]:
 
 
 def filled_report() -> ExecutionReport:
-    fill = Fill(fill_id="v1-1", quantity=Decimal("0.5"), price=Decimal("60000"),
-                fee=Decimal("30"), fee_currency="USDT", filled_at=utc_now())
-    return ExecutionReport(correlation_id="sig-1", producer="execution", order_id="ord-1",
-                           venue_order_id="v1", account="main", venue="paper", symbol="BTC/USDT",
-                           side=Side.BUY, status=ExecutionStatus.FILLED,
-                           cumulative_quantity=Decimal("0.5"), average_price=Decimal("60000"),
-                           fill=fill)
+    fill = Fill(
+        fill_id="v1-1",
+        quantity=Decimal("0.5"),
+        price=Decimal("60000"),
+        fee=Decimal("30"),
+        fee_currency="USDT",
+        filled_at=utc_now(),
+    )
+    return ExecutionReport(
+        correlation_id="sig-1",
+        producer="execution",
+        order_id="ord-1",
+        venue_order_id="v1",
+        account="main",
+        venue="paper",
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        status=ExecutionStatus.FILLED,
+        cumulative_quantity=Decimal("0.5"),
+        average_price=Decimal("60000"),
+        fill=fill,
+    )
 
 
 async def deliveries(kit: ServiceKit) -> list[dict[str, object]]:
@@ -46,7 +61,8 @@ async def deliveries(kit: ServiceKit) -> list[dict[str, object]]:
 
 
 async def test_a_fill_becomes_one_delivery_per_channel_even_when_repeated(
-        notifier: ServiceKit) -> None:
+    notifier: ServiceKit,
+) -> None:
     report = filled_report()
     async with TestNatsBroker(notifier.broker) as broker:
         await broker.publish(report.to_json(), str(Subject.EXEC_REPORT), stream="EXEC")
@@ -58,10 +74,21 @@ async def test_a_fill_becomes_one_delivery_per_channel_even_when_repeated(
 
 
 async def test_a_denial_lists_every_reason(notifier: ServiceKit) -> None:
-    denied = OrderDenied(correlation_id="sig-2", producer="risk", proposal_id="p-1",
-                         account="main", order_ids=("ord-2",), reasons=(
-                             DenialReason(code="MAX_NOTIONAL_PER_ORDER", message="too big",
-                                          limit=Decimal(100), actual=Decimal(150)),))
+    denied = OrderDenied(
+        correlation_id="sig-2",
+        producer="risk",
+        proposal_id="p-1",
+        account="main",
+        order_ids=("ord-2",),
+        reasons=(
+            DenialReason(
+                code="MAX_NOTIONAL_PER_ORDER",
+                message="too big",
+                limit=Decimal(100),
+                actual=Decimal(150),
+            ),
+        ),
+    )
     async with TestNatsBroker(notifier.broker) as broker:
         await broker.publish(denied.to_json(), str(Subject.RISK_DENIED), stream="RISK")
 
@@ -78,8 +105,9 @@ async def test_the_dispatcher_sends_pending_deliveries_once(notifier: ServiceKit
 
     async with TestNatsBroker(notifier.broker) as broker:
         await broker.publish(filled_report().to_json(), str(Subject.EXEC_REPORT), stream="EXEC")
-    dispatcher = Dispatcher(notifier.db, {"log": RecordingChannel()}, notifier.breakers,
-                            max_attempts=3)
+    dispatcher = Dispatcher(
+        notifier.db, {"log": RecordingChannel()}, notifier.breakers, max_attempts=3
+    )
     await notifier.breakers.start()
 
     assert await dispatcher.dispatch_due() == 1
@@ -96,8 +124,7 @@ async def test_a_channel_outage_keeps_the_delivery_pending(notifier: ServiceKit)
     async with TestNatsBroker(notifier.broker) as broker:
         await broker.publish(filled_report().to_json(), str(Subject.EXEC_REPORT), stream="EXEC")
     await notifier.breakers.start()
-    dispatcher = Dispatcher(notifier.db, {"log": DownChannel()}, notifier.breakers,
-                            max_attempts=5)
+    dispatcher = Dispatcher(notifier.db, {"log": DownChannel()}, notifier.breakers, max_attempts=5)
 
     assert await dispatcher.dispatch_due() == 0
     row = (await deliveries(notifier))[0]

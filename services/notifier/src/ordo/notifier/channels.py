@@ -37,14 +37,17 @@ class WebhookChannel:
         self._client = client
 
     async def send(self, kind: str, severity: str, text: str) -> None:
-        response = await self._client.post(self._url, json={"text": text, "content": text,
-                                                             "kind": kind, "severity": severity})
+        response = await self._client.post(
+            self._url, json={"text": text, "content": text, "kind": kind, "severity": severity}
+        )
         if 400 <= response.status_code < 500 and response.status_code != 429:
             raise ChannelRejected(f"webhook refused the message: HTTP {response.status_code}")
         response.raise_for_status()
 
 
-def configured_channels(settings: NotifierSettings, client: httpx.AsyncClient) -> dict[str, Channel]:
+def configured_channels(
+    settings: NotifierSettings, client: httpx.AsyncClient
+) -> dict[str, Channel]:
     channels: dict[str, Channel] = {}
     if settings.channels.log is not None:
         channels["log"] = LogChannel()

@@ -16,8 +16,14 @@ log = get_logger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, db: Database, channels: Mapping[str, Channel], breakers: Breakers,
-                 *, max_attempts: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        channels: Mapping[str, Channel],
+        breakers: Breakers,
+        *,
+        max_attempts: int,
+    ) -> None:
         self._db = db
         self._channels = channels
         self._breakers = breakers
@@ -41,7 +47,8 @@ class Dispatcher:
             await self._breakers.call(
                 f"channel:{channel_name}",
                 lambda: channel.send(str(row["kind"]), str(row["severity"]), str(row["text"])),
-                ignore=(ChannelRejected,))
+                ignore=(ChannelRejected,),
+            )
         except CircuitOpenError as exc:
             await self._failed(delivery_id, attempts - 1, str(exc), give_up=False)
             return 0
@@ -51,8 +58,13 @@ class Dispatcher:
             return 0
         except Exception as exc:
             give_up = attempts >= self._max_attempts
-            log.warning("delivery failed", channel=channel_name, attempts=attempts,
-                        giving_up=give_up, error=repr(exc))
+            log.warning(
+                "delivery failed",
+                channel=channel_name,
+                attempts=attempts,
+                giving_up=give_up,
+                error=repr(exc),
+            )
             await self._failed(delivery_id, attempts, repr(exc), give_up=give_up)
             return 0
         async with self._db.session() as session:
@@ -62,7 +74,12 @@ class Dispatcher:
 
     async def _failed(self, delivery_id: int, attempts: int, error: str, *, give_up: bool) -> None:
         async with self._db.session() as session:
-            await store.mark_failed_attempt(session, delivery_id, attempts, error,
-                                            give_up=give_up,
-                                            retry_at=utc_now() + store.retry_delay(attempts))
+            await store.mark_failed_attempt(
+                session,
+                delivery_id,
+                attempts,
+                error,
+                give_up=give_up,
+                retry_at=utc_now() + store.retry_delay(attempts),
+            )
             await session.commit()

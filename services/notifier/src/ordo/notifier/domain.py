@@ -31,8 +31,10 @@ class Notification:
 
 def for_execution_report(report: ExecutionReport) -> Notification | None:
     """Fills are worth a message; acknowledgements and other reports are not."""
-    if report.fill is None or report.status not in (ExecutionStatus.FILLED,
-                                                    ExecutionStatus.PARTIALLY_FILLED):
+    if report.fill is None or report.status not in (
+        ExecutionStatus.FILLED,
+        ExecutionStatus.PARTIALLY_FILLED,
+    ):
         return None
     fill = report.fill
     verb = "Filled" if report.status is ExecutionStatus.FILLED else "Partially filled"
@@ -41,8 +43,10 @@ def for_execution_report(report: ExecutionReport) -> Notification | None:
         kind=EventKind.FILL,
         severity=Severity.INFO,
         title=f"{verb}: {report.side.value.upper()} {fill.quantity} {report.symbol} @ {fill.price}",
-        body=(f"account {report.account} · {report.venue} · order {report.order_id}\n"
-              f"fee {fill.fee} {fill.fee_currency} · filled {report.cumulative_quantity}{origin}"),
+        body=(
+            f"account {report.account} · {report.venue} · order {report.order_id}\n"
+            f"fee {fill.fee} {fill.fee_currency} · filled {report.cumulative_quantity}{origin}"
+        ),
     )
 
 
@@ -83,6 +87,6 @@ def for_discrepancy(found: DiscrepancyFound) -> Notification:
         kind=EventKind.DISCREPANCY,
         severity=found.severity,
         title=f"Reconciliation {found.severity.value}: {found.kind.value} "
-              f"({found.account}/{found.venue}{' ' + found.symbol if found.symbol else ''})",
+        f"({found.account}/{found.venue}{' ' + found.symbol if found.symbol else ''})",
         body=f"venue {found.venue_value} · OMS {found.oms_value}\n{found.detail}",
     )

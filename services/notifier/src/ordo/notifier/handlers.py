@@ -20,14 +20,19 @@ class Notifications:
         wanted = self._routes.get(kind, self._channels)
         return tuple(channel for channel in wanted if channel in self._channels)
 
-    def handler(self, render: Callable[[M], Notification | None]
-                ) -> Callable[[M, Transaction], Awaitable[None]]:
+    def handler(
+        self, render: Callable[[M], Notification | None]
+    ) -> Callable[[M, Transaction], Awaitable[None]]:
         """A consumer that renders the event and records one delivery per routed channel."""
 
         async def handle(message: M, tx: Transaction) -> None:
             notification = render(message)
             if notification is not None:
-                await store.enqueue(tx.session, message.message_id, notification,
-                                    self.channels_for(notification.kind))
+                await store.enqueue(
+                    tx.session,
+                    message.message_id,
+                    notification,
+                    self.channels_for(notification.kind),
+                )
 
         return handle

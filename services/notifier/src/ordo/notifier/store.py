@@ -42,14 +42,25 @@ deliveries = Table(
 Index("ix_deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
 
 
-async def enqueue(session: AsyncSession, message_id: str, notification: Notification,
-                  channels: tuple[str, ...]) -> None:
+async def enqueue(
+    session: AsyncSession, message_id: str, notification: Notification, channels: tuple[str, ...]
+) -> None:
     """Record one pending delivery per channel; a repeat of the same event adds nothing."""
     now = utc_now()
-    rows = [{"message_id": message_id, "channel": channel, "kind": notification.kind.value,
-             "severity": notification.severity.value, "text": notification.text,
-             "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
-             "created_at": now} for channel in channels]
+    rows = [
+        {
+            "message_id": message_id,
+            "channel": channel,
+            "kind": notification.kind.value,
+            "severity": notification.severity.value,
+            "text": notification.text,
+            "status": DeliveryStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for channel in channels
+    ]
     if not rows:
         return
     dialect = session.bind.dialect.name if session.bind else "sqlite"
@@ -58,26 +69,52 @@ async def enqueue(session: AsyncSession, message_id: str, notification: Notifica
 
 
 async def due(session: AsyncSession, limit: int = 100) -> list[dict[str, object]]:
-    query = (select(deliveries)
-             .where(deliveries.c.status == DeliveryStatus.PENDING.value,
-                    deliveries.c.next_attempt_at <= utc_now())
-             .order_by(deliveries.c.id).limit(limit))
+    query = (
+        select(deliveries)
+        .where(
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at <= utc_now(),
+        )
+        .order_by(deliveries.c.id)
+        .limit(limit)
+    )
     return [dict(row._mapping) for row in (await session.execute(query)).all()]
 
 
 async def mark_sent(session: AsyncSession, delivery_id: int) -> None:
-    await session.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(
-        status=DeliveryStatus.SENT.value, delivered_at=utc_now(),
-        attempts=deliveries.c.attempts + 1, last_error=None))
+    await session.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(
+            status=DeliveryStatus.SENT.value,
+            delivered_at=utc_now(),
+            attempts=deliveries.c.attempts + 1,
+            last_error=None,
+        )
+    )
 
 
-async def mark_failed_attempt(session: AsyncSession, delivery_id: int, attempts: int,
-                              error: str, *, give_up: bool, retry_at: datetime) -> None:
-    await session.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(
-        status=(DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING).value,
-        attempts=attempts, last_error=error[:2000], next_attempt_at=retry_at))
+async def mark_failed_attempt(
+    session: AsyncSession,
+    delivery_id: int,
+    attempts: int,
+    error: str,
+    *,
+    give_up: bool,
+    retry_at: datetime,
+) -> None:
+    await session.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(
+            status=(DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING).value,
+            attempts=attempts,
+            last_error=error[:2000],
+            next_attempt_at=retry_at,
+        )
+    )
 
 
 def retry_delay(attempts: int) -> timedelta:
     """Exponential back-off, capped at five minutes."""
-    return timedelta(seconds=min(2 ** attempts, 300))
+    return timedelta(seconds=min(2**attempts, 300))
