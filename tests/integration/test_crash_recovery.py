@@ -4,14 +4,14 @@ import asyncio
 import uuid
 from decimal import Decimal
 
+from integration_support import Operator, tradingview_alert
+
 from ordo.cli.stack import Stack
 from ordo.contracts.enums import OrderStatus
 from ordo.contracts.envelope import new_message_id
 from ordo.contracts.execution import RequestVenueSnapshot, VenueSnapshot
 from ordo.contracts.subjects import Service, Subject
 from ordo.kit.testing import eventually
-
-from .conftest import Operator, tradingview_alert
 
 SIGNALS = 24
 QUANTITY = Decimal("0.01")

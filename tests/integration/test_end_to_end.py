@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from integration_support import Operator, tradingview_alert
 
 from ordo.cli.stack import Stack
 from ordo.contracts.enums import OrderStatus, TradingState
@@ -17,8 +18,6 @@ from ordo.contracts.envelope import new_message_id
 from ordo.contracts.risk import SetTradingState, TradingStateChanged
 from ordo.contracts.subjects import Service, Subject
 from ordo.kit.testing import eventually
-
-from .conftest import Operator, tradingview_alert
 
 
 def strategy_name() -> str:

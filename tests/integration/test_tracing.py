@@ -4,11 +4,11 @@ import json
 import uuid
 from pathlib import Path
 
+from integration_support import Operator, tradingview_alert
+
 from ordo.cli.stack import Stack
 from ordo.contracts.enums import OrderStatus
 from ordo.kit.testing import eventually
-
-from .conftest import Operator, tradingview_alert
 
 
 async def test_one_trace_spans_signal_order_risk_and_execution(

@@ -1,0 +1,1 @@
+"""The risk gate: pre-trade checks on every proposal, the exposure they see, trading state."""

@@ -112,12 +112,21 @@ class Exposure:
         self._positions[key] = HeldPosition(view.quantity, view.version, view.average_entry)
         return True
 
-    def reserve(self, order: OrderSpec) -> None:
-        """Count an approved order until it fills or ends."""
+    def reserve(self, order: OrderSpec, *, remaining: Decimal | None = None) -> None:
+        """Count an approved order until it fills or ends.
+
+        ``remaining`` restores a reservation that has partly filled already (the service rebuilds
+        the exposure from its store for every decision); by default the whole order counts.
+        """
         self._require_account(order.account, what=f"order {order.order_id}")
         if order.order_id in self._reservations:
             raise ExposureError(f"order {order.order_id} is already reserved")
-        self._reservations[order.order_id] = Reservation(order, order.quantity)
+        counted = order.quantity if remaining is None else remaining
+        if not ZERO <= counted <= order.quantity:
+            raise ExposureError(
+                f"order {order.order_id} cannot keep {counted} of its {order.quantity} reserved"
+            )
+        self._reservations[order.order_id] = Reservation(order, counted)
         if order.reference_price is not None:
             self.observe_price(order.venue, order.symbol, order.reference_price)
 

@@ -1,0 +1,29 @@
+"""Wiring of the risk gate: its consumers, on the kit."""
+
+from ordo.contracts.orders import OrderProposed, OrderUpdated, PositionChanged
+from ordo.contracts.risk import SetTradingState
+from ordo.contracts.subjects import Subject
+from ordo.kit.logs import get_logger
+from ordo.kit.service import ServiceKit
+from ordo.risk import store
+from ordo.risk.config import RiskSettings
+from ordo.risk.handlers import RiskHandlers
+
+log = get_logger(__name__)
+
+
+def build(settings: RiskSettings | None = None, *, telemetry: bool = True) -> ServiceKit:
+    settings = settings or RiskSettings()
+    kit = ServiceKit(settings, metadata=store.metadata, tables=store.messaging, telemetry=telemetry)
+    handlers = RiskHandlers(settings.limits)
+
+    kit.consume(Subject.ORDER_PROPOSED, OrderProposed, handlers.order_proposed)
+    kit.consume(Subject.ORDER_UPDATED, OrderUpdated, handlers.order_updated)
+    kit.consume(Subject.POSITION_CHANGED, PositionChanged, handlers.position_changed)
+    kit.consume(Subject.OPS_SET_TRADING_STATE, SetTradingState, handlers.set_trading_state)
+
+    async def announce_limits() -> None:
+        log.info("risk limits loaded", limits=settings.limits.model_dump(mode="json"))
+
+    kit.on_start(announce_limits)
+    return kit

@@ -1,0 +1,547 @@
+"""The risk service's store: trading states, the exposure it decides on, and its audit logs.
+
+The handlers are stateless: every decision rebuilds the account's exposure from the
+``positions`` projection and the open-order ``reservations`` here, so replicas agree and a restart
+loses nothing. Everything that reads or changes an account's exposure first takes the account's
+lock (:func:`lock_account`), so two decisions on one account never both count the same room.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, cast
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    CursorResult,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Row,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordo.contracts.enums import TradingState
+from ordo.contracts.orders import OrderProposed, OrderSpec, PositionView
+from ordo.contracts.risk import DenialReason
+from ordo.kit.store import ExactDecimal, UtcDateTime, messaging_tables, new_metadata
+from ordo.risk.domain.exposure import Exposure
+from ordo.risk.domain.limits import RiskLimits
+from ordo.risk.domain.pricing import valuation_price
+from ordo.risk.domain.reservations import ReservationFills
+
+metadata = new_metadata()
+messaging = messaging_tables(metadata)
+
+
+class ConcurrentUpdate(Exception):
+    """Someone else changed the row since it was loaded; retrying the message resolves it."""
+
+
+trading_states = Table(
+    "trading_states",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("account", String(64), nullable=False),
+    Column("venue", String(64), nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("quantity", ExactDecimal, nullable=False, doc="Signed: short < 0"),
+    Column("average_entry", ExactDecimal, nullable=True),
+    Column("realised_pnl", ExactDecimal, nullable=False),
+    Column("fees", ExactDecimal, nullable=False),
+    Column("version", Integer, nullable=False, doc="The OMS's PositionView version"),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("account", "venue", "strategy", "symbol"),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("venue", String(64), nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("quantity", ExactDecimal, nullable=False, doc="As approved"),
+    Column("remaining", ExactDecimal, nullable=False, doc="What still counts (ReservationFills)"),
+    Column("filled_reported", ExactDecimal, nullable=False, doc="Per the order updates"),
+    Column("filled_in_positions", ExactDecimal, nullable=False, doc="Per the position changes"),
+    Column("ended", Boolean, nullable=False, doc="The order reached a terminal status"),
+    Column("reduce_only", Boolean, nullable=False),
+    Column("price", ExactDecimal, nullable=True, doc="The price the order is valued at"),
+    Column("spec", JSON, nullable=False, doc="The approved OrderSpec (JSON mode)"),
+    Column("order_version", Integer, nullable=False, doc="Last OrderView version applied; 0: none"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False, doc="Of this row (optimistic updates)"),
+)
+Index(
+    "ix_reservations_position",
+    reservations.c.account,
+    reservations.c.strategy,
+    reservations.c.venue,
+    reservations.c.symbol,
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String(64), primary_key=True, doc="The published decision's message id"),
+    Column("proposal_id", String(64), nullable=False, unique=True),
+    Column("signal_id", String(64), nullable=False, index=True),
+    Column("correlation_id", String(64), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("approved", Boolean, nullable=False),
+    Column("reasons", JSON, nullable=False, doc="DenialReasons (JSON mode); empty when approved"),
+    Column("trading_state", String(16), nullable=False),
+    Column("limits", JSON, nullable=False, doc="The RiskLimits applied (JSON mode)"),
+    Column("proposal", JSON, nullable=False, doc="The OrderProposed (JSON mode)"),
+    Column("exposure", JSON, nullable=False, doc="Positions and reservations decided on"),
+    Column("decided_at", UtcDateTime, nullable=False),
+)
+Index("ix_decisions_account_decided_at", decisions.c.account, decisions.c.decided_at)
+
+
+class StateChangeOutcome(StrEnum):
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"  # the account was already in the requested state
+    REFUSED = "refused"  # an incomplete request (no reason or actor)
+
+
+state_changes = Table(
+    "state_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("from_state", String(16), nullable=False),
+    Column("to_state", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("command_id", String(64), nullable=True, doc="The message that asked for it"),
+    Column("at", UtcDateTime, nullable=False),
+)
+Index("ix_state_changes_account_at", state_changes.c.account, state_changes.c.at)
+
+
+# -- the account lock and its trading state ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountState:
+    account: str
+    state: TradingState
+    reason: str
+    actor: str
+    version: int
+
+
+INITIAL_REASON = "initial state"
+INITIAL_ACTOR = "risk"
+
+
+async def lock_account(session: AsyncSession, account: str, now: datetime) -> AccountState:
+    """Serialise everything done to ``account`` until the transaction ends; return its state.
+
+    The row is inserted first (ACTIVE) when missing: ``ON CONFLICT DO NOTHING`` lets two
+    transactions race to create it and both go on. The insert also comes first on purpose:
+    on SQLite it is the statement that takes the database's single write lock, so everything read
+    afterwards in this transaction is read under it (a SELECT first would read outside of any
+    transaction). On PostgreSQL the row is then locked with ``SELECT ... FOR UPDATE`` (which
+    SQLite does not know; its write lock already serialises).
+    """
+    dialect = _dialect(session)
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert_(trading_states)
+        .values(
+            account=account,
+            state=TradingState.ACTIVE.value,
+            reason=INITIAL_REASON,
+            actor=INITIAL_ACTOR,
+            updated_at=now,
+            version=1,
+        )
+        .on_conflict_do_nothing(index_elements=[trading_states.c.account])
+    )
+    query = select(trading_states).where(trading_states.c.account == account)
+    if dialect == "postgresql":
+        query = query.with_for_update()
+    row = (await session.execute(query)).one()
+    return AccountState(
+        account=row.account,
+        state=TradingState(row.state),
+        reason=row.reason,
+        actor=row.actor,
+        version=row.version,
+    )
+
+
+async def save_trading_state(
+    session: AsyncSession,
+    loaded: AccountState,
+    state: TradingState,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    result = await session.execute(
+        update(trading_states)
+        .where(
+            trading_states.c.account == loaded.account,
+            trading_states.c.version == loaded.version,
+        )
+        .values(
+            state=state.value,
+            reason=reason,
+            actor=actor,
+            updated_at=now,
+            version=loaded.version + 1,
+        )
+    )
+    if _rowcount(result) != 1:
+        raise ConcurrentUpdate(f"trading state of {loaded.account} changed since it was loaded")
+
+
+async def record_state_change(
+    session: AsyncSession,
+    *,
+    account: str,
+    from_state: TradingState,
+    to_state: TradingState,
+    outcome: StateChangeOutcome,
+    reason: str,
+    actor: str,
+    command_id: str | None,
+    now: datetime,
+) -> None:
+    await session.execute(
+        insert(state_changes).values(
+            account=account,
+            from_state=from_state.value,
+            to_state=to_state.value,
+            outcome=outcome.value,
+            reason=reason,
+            actor=actor,
+            command_id=command_id,
+            at=now,
+        )
+    )
+
+
+# -- exposure ------------------------------------------------------------------------------------
+
+
+async def load_exposure(session: AsyncSession, account: str) -> Exposure:
+    """The account's positions and open-order reservations, as the checks see them."""
+    exposure = Exposure(account)
+    for row in await session.execute(select(positions).where(positions.c.account == account)):
+        exposure.apply_position(_position_view(row))
+    found = await session.execute(
+        select(reservations)
+        .where(reservations.c.account == account)
+        .order_by(reservations.c.created_at, reservations.c.order_id)
+    )
+    for row in found:
+        exposure.reserve(OrderSpec.model_validate(row.spec), remaining=row.remaining)
+    return exposure
+
+
+def _position_view(row: Row[Any]) -> PositionView:
+    return PositionView(
+        account=row.account,
+        strategy=row.strategy,
+        venue=row.venue,
+        symbol=row.symbol,
+        quantity=row.quantity,
+        average_entry=row.average_entry,
+        realised_pnl=row.realised_pnl,
+        fees=row.fees,
+        version=row.version,
+        updated_at=row.updated_at,
+    )
+
+
+@dataclass(frozen=True)
+class ProjectedPosition:
+    version: int
+    quantity: Decimal
+
+
+async def held_position(session: AsyncSession, view: PositionView) -> ProjectedPosition | None:
+    row = (
+        await session.execute(
+            select(positions.c.version, positions.c.quantity).where(*_position_key(view))
+        )
+    ).one_or_none()
+    return None if row is None else ProjectedPosition(row.version, row.quantity)
+
+
+async def save_position(
+    session: AsyncSession, view: PositionView, held: ProjectedPosition | None
+) -> None:
+    """Insert or move the projection to ``view``, which the caller found newer than ``held``."""
+    values = {
+        "quantity": view.quantity,
+        "average_entry": view.average_entry,
+        "realised_pnl": view.realised_pnl,
+        "fees": view.fees,
+        "version": view.version,
+        "updated_at": view.updated_at,
+    }
+    if held is None:
+        key = {
+            "account": view.account,
+            "venue": view.venue,
+            "strategy": view.strategy,
+            "symbol": view.symbol,
+        }
+        await session.execute(insert(positions).values(**key, **values))
+        return
+    result = await session.execute(
+        update(positions)
+        .where(*_position_key(view), positions.c.version == held.version)
+        .values(**values)
+    )
+    if _rowcount(result) != 1:
+        raise ConcurrentUpdate(f"position {view.strategy} {view.symbol} changed since it was read")
+
+
+def _position_key(view: PositionView) -> tuple[Any, ...]:
+    return (
+        positions.c.account == view.account,
+        positions.c.venue == view.venue,
+        positions.c.strategy == view.strategy,
+        positions.c.symbol == view.symbol,
+    )
+
+
+# -- reservations --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredReservation:
+    order_id: str
+    account: str
+    strategy: str
+    venue: str
+    symbol: str
+    fills: ReservationFills
+    order_version: int
+    version: int
+
+    def is_for(self, view: PositionView) -> bool:
+        """True when this is an order of that position (account, strategy, venue, symbol)."""
+        mine = (self.account, self.strategy, self.venue, self.symbol)
+        return mine == (view.account, view.strategy, view.venue, view.symbol)
+
+
+async def reserve(session: AsyncSession, orders: Sequence[OrderSpec], now: datetime) -> None:
+    """Count approved orders until they have filled (and the positions show it) or ended."""
+    rows = [
+        {
+            "order_id": spec.order_id,
+            "account": spec.account,
+            "venue": spec.venue,
+            "strategy": spec.strategy,
+            "symbol": spec.symbol,
+            "side": spec.side.value,
+            "quantity": spec.quantity,
+            "remaining": spec.quantity,
+            "filled_reported": Decimal(0),
+            "filled_in_positions": Decimal(0),
+            "ended": False,
+            "reduce_only": spec.reduce_only,
+            "price": valuation_price(spec),
+            "spec": spec.model_dump(mode="json"),
+            "order_version": 0,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        for spec in orders
+    ]
+    await session.execute(insert(reservations), rows)
+
+
+async def find_reservation(session: AsyncSession, order_id: str) -> StoredReservation | None:
+    row = (
+        await session.execute(select(reservations).where(reservations.c.order_id == order_id))
+    ).one_or_none()
+    return None if row is None else _stored(row)
+
+
+async def reservations_of_position(
+    session: AsyncSession, view: PositionView
+) -> list[StoredReservation]:
+    found = await session.execute(
+        select(reservations).where(
+            reservations.c.account == view.account,
+            reservations.c.strategy == view.strategy,
+            reservations.c.venue == view.venue,
+            reservations.c.symbol == view.symbol,
+        )
+    )
+    return [_stored(row) for row in found]
+
+
+def _stored(row: Row[Any]) -> StoredReservation:
+    return StoredReservation(
+        order_id=row.order_id,
+        account=row.account,
+        strategy=row.strategy,
+        venue=row.venue,
+        symbol=row.symbol,
+        fills=ReservationFills(
+            quantity=row.quantity,
+            filled_reported=row.filled_reported,
+            filled_in_positions=row.filled_in_positions,
+            ended=row.ended,
+        ),
+        order_version=row.order_version,
+        version=row.version,
+    )
+
+
+async def save_reservation(
+    session: AsyncSession,
+    loaded: StoredReservation,
+    fills: ReservationFills,
+    now: datetime,
+    *,
+    order_version: int | None = None,
+) -> None:
+    """Store what the reports said; a settled reservation is deleted (it counts nothing)."""
+    guard = (
+        reservations.c.order_id == loaded.order_id,
+        reservations.c.version == loaded.version,
+    )
+    if fills.settled:
+        result = await session.execute(delete(reservations).where(*guard))
+    else:
+        result = await session.execute(
+            update(reservations)
+            .where(*guard)
+            .values(
+                remaining=fills.counted,
+                filled_reported=fills.filled_reported,
+                filled_in_positions=fills.filled_in_positions,
+                ended=fills.ended,
+                order_version=loaded.order_version if order_version is None else order_version,
+                updated_at=now,
+                version=loaded.version + 1,
+            )
+        )
+    if _rowcount(result) != 1:
+        raise ConcurrentUpdate(f"reservation of order {loaded.order_id} changed since it was read")
+
+
+# -- decisions -----------------------------------------------------------------------------------
+
+
+async def decision_exists(session: AsyncSession, proposal_id: str) -> bool:
+    found = await session.scalar(
+        select(decisions.c.decision_id).where(decisions.c.proposal_id == proposal_id)
+    )
+    return found is not None
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    decision_id: str
+    proposal: OrderProposed
+    reasons: tuple[DenialReason, ...]
+    trading_state: TradingState
+    limits: RiskLimits
+    exposure: Exposure
+    decided_at: datetime
+
+
+async def record_decision(session: AsyncSession, record: DecisionRecord) -> None:
+    """The audit row of a decision: its verdict, and every input it was made from."""
+    proposal = record.proposal
+    await session.execute(
+        insert(decisions).values(
+            decision_id=record.decision_id,
+            proposal_id=proposal.proposal_id,
+            signal_id=proposal.signal_id,
+            correlation_id=proposal.correlation_id,
+            account=proposal.account,
+            approved=not record.reasons,
+            reasons=[reason.model_dump(mode="json") for reason in record.reasons],
+            trading_state=record.trading_state.value,
+            limits=record.limits.model_dump(mode="json"),
+            proposal=proposal.model_dump(mode="json", by_alias=True),
+            exposure=exposure_snapshot(record.exposure),
+            decided_at=record.decided_at,
+        )
+    )
+
+
+def exposure_snapshot(exposure: Exposure) -> dict[str, Any]:
+    """The exposure as JSON: Decimals as strings, so the audit keeps them exact."""
+    return {
+        "account": exposure.account,
+        "positions": [
+            {
+                "strategy": key.strategy,
+                "venue": key.venue,
+                "symbol": key.symbol,
+                "quantity": _text(held.quantity),
+                "average_entry": _text(held.average_entry),
+                "version": held.version,
+            }
+            for key, held in sorted(exposure.positions().items())
+        ],
+        "reservations": [
+            {
+                "order_id": reservation.order.order_id,
+                "strategy": reservation.order.strategy,
+                "venue": reservation.order.venue,
+                "symbol": reservation.order.symbol,
+                "side": reservation.order.side.value,
+                "reduce_only": reservation.order.reduce_only,
+                "remaining": _text(reservation.remaining),
+                "price": _text(valuation_price(reservation.order)),
+            }
+            for reservation in exposure.reservations()
+        ],
+    }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind else "sqlite"
+
+
+def _rowcount(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
