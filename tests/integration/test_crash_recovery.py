@@ -57,4 +57,6 @@ async def test_services_killed_mid_flow_lose_nothing_and_double_nothing(
 
 async def _crash_and_restart(stack: Stack, service: Service) -> None:
     stack.kill(service)
-    await asyncio.to_thread(stack.start_service, service)
+    # Spawned on this (long-lived) thread: a child dies with the thread that started it.
+    stack.start_service(service, wait=False)
+    await asyncio.to_thread(stack.wait_ready, service)

@@ -127,6 +127,8 @@ class Stack:
 
     # -- one service ---------------------------------------------------------------------------
     def start_service(self, service: Service, *, wait: bool = True) -> None:
+        """Start one service. Call it from a thread that lives as long as the stack: the kernel
+        stops a child when the thread that spawned it exits (``PR_SET_PDEATHSIG``)."""
         proc = self.processes[service]
         if proc.running:
             raise RuntimeError(
