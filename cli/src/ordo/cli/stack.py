@@ -7,7 +7,6 @@ operator's NATS password).
 """
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -29,6 +28,7 @@ from ordo.kit.embedded import (
     NatsServer,
     RedisServer,
     child_environment,
+    die_with_parent,
     free_port,
     service_environment,
 )
@@ -42,18 +42,6 @@ SERVICES: tuple[Service, ...] = (
     Service.NOTIFIER,
 )
 STACK_FILE = Path("run/stack.json")
-_PR_SET_PDEATHSIG = 1
-try:
-    _LIBC: Any = ctypes.CDLL("libc.so.6", use_errno=True)
-except OSError:  # not glibc Linux: children may outlive a killed stack
-    _LIBC = None
-
-
-def _die_with_parent() -> None:
-    # If the stack process itself is killed, the kernel stops its children: no orphans. Only a
-    # plain system call runs here, between fork and exec, so the preexec hook is safe with threads.
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -144,7 +132,10 @@ class Stack:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+                preexec_fn=die_with_parent,  # noqa: PLW1509
+                # Its own process group: a terminal's Ctrl-C reaches only the stack, which then
+                # stops every service in order instead of racing them.
+                process_group=0,
             )
         proc.starts += 1
         if wait:

@@ -37,14 +37,16 @@ TRADINGVIEW_EXAMPLE = {
 
 
 class StopRequested(Exception):
-    """SIGTERM: stop the stack as Ctrl-C would."""
+    """SIGINT (Ctrl-C) or SIGTERM: stop the stack."""
 
 
 def run(var_dir: Path, config_file: Path | None, console: Console) -> None:
     """Start the stack, print where everything is, supervise it until Ctrl-C or SIGTERM."""
     refuse_second_stack(var_dir)
     stack = Stack(var_dir, config_file=config_file)
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # Both signals get an explicit handler: a process started in the background by a script
+    # inherits SIGINT as ignored, and Python would then never raise KeyboardInterrupt.
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
             with console.status("Starting NATS, Redis and the services..."):
@@ -64,7 +66,8 @@ def run(var_dir: Path, config_file: Path | None, console: Console) -> None:
     except (KeyboardInterrupt, StopRequested):
         console.print("\nStopping the stack...")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         _stop_quietly(stack)
     console.print("[green]Stopped.[/]")
 

