@@ -24,6 +24,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
+from structlog.contextvars import bound_contextvars
 
 from ordo.contracts.envelope import Message
 from ordo.contracts.subjects import (
@@ -222,15 +223,21 @@ class Messaging:
                 message = model.from_json(msg.body)
             except ValidationError as exc:
                 raise PoisonMessage(f"does not decode as {model.schema_id()}: {exc}") from exc
-            async with outbox.consuming(durable, message) as tx:
-                if tx.duplicate:
-                    log.info(
-                        "duplicate delivery acknowledged",
-                        subject=subject,
-                        message_id=message.message_id,
-                    )
-                else:
-                    await handler(message, tx)
+            # Every log line of the handler carries the flow's ids.
+            with bound_contextvars(
+                correlation_id=message.correlation_id,
+                message_id=message.message_id,
+                subject=str(subject),
+            ):
+                async with outbox.consuming(durable, message) as tx:
+                    if tx.duplicate:
+                        log.info(
+                            "duplicate delivery acknowledged",
+                            subject=subject,
+                            message_id=message.message_id,
+                        )
+                    else:
+                        await handler(message, tx)
         except asyncio.CancelledError:
             await msg.nack(delay=1.0)  # shutting down mid-message: let another replica have it
             raise
