@@ -24,7 +24,7 @@ from ordo.kit.embedded import NatsCredentials, NatsServer
 from ordo.kit.outbox import Transaction
 from ordo.kit.service import ServiceKit
 from ordo.kit.settings import NatsSettings, OutboxSettings, ServiceSettings
-from ordo.kit.store import messaging_tables, new_metadata
+from ordo.kit.store import ConcurrentUpdate, messaging_tables, new_metadata
 from ordo.kit.testing import eventually
 
 metadata = new_metadata()
@@ -302,3 +302,25 @@ async def _backlog_is(kit: ServiceKit, expected: int) -> bool:
 async def _all_acked(admin: Any) -> bool:
     info = await admin.jetstream().consumer_info("SIGNALS", "order__signal_accepted_v1")
     return info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_a_lost_concurrency_race_is_run_again_without_a_redelivery(
+    start_kit: Any, admin: Any
+) -> None:
+    conflicts: list[int] = []
+
+    async def racing(message: SignalAccepted, tx: Transaction) -> None:
+        if len(conflicts) < 2:
+            conflicts.append(1)
+            await tx.session.execute(insert(effects).values(signal_id="rolled back"))
+            raise ConcurrentUpdate("the order changed since it was loaded")
+        await record_and_propose(message, tx)
+
+    kit = await start_kit(racing)
+    await publish(admin, signal_accepted())
+    await eventually(lambda: _all_acked(admin), what="the message acknowledged")
+
+    info = await admin.jetstream().consumer_info("SIGNALS", "order__signal_accepted_v1")
+    assert info.num_redelivered == 0
+    assert len(conflicts) == 2
+    assert await count_effects(kit) == 1  # the losing attempts left nothing behind

@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import traceback
 from typing import Any
 
 import structlog
@@ -14,6 +15,29 @@ def _add_trace_ids(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
         event.setdefault("trace_id", format(context.trace_id, "032x"))
         event.setdefault("span_id", format(context.span_id, "016x"))
     return event
+
+
+class _BenignFetchTimeout(logging.Filter):
+    """Drops one known false alarm: nats-py's ``fetch`` on an idle pull consumer can end with a bare
+    ``asyncio.TimeoutError`` (when the server's "no messages" answer arrives just before its own
+    timer) instead of ``nats.errors.TimeoutError``, which FastStream expects. FastStream then logs
+    an ERROR and restarts the fetch loop at once: nothing is lost, and an operator should not be
+    alarmed. Any other error of that loop still shows.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or "raised an exception, retrying" not in record.getMessage():
+            return True
+        error = record.exc_info[1]
+        from_fetch = (
+            error is not None
+            and error.__traceback__ is not None
+            and any(
+                frame.f_code.co_name == "_fetch_n"
+                for frame, _ in traceback.walk_tb(error.__traceback__)
+            )
+        )
+        return not (type(error) is TimeoutError and from_fetch)
 
 
 def setup_logging(service: str, level: str = "INFO", *, as_json: bool = True) -> None:
@@ -36,6 +60,7 @@ def setup_logging(service: str, level: str = "INFO", *, as_json: bool = True) ->
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_BenignFetchTimeout())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

@@ -10,6 +10,8 @@
 """
 
 import asyncio
+import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -43,6 +45,7 @@ from ordo.kit.breaker import Breakers
 from ordo.kit.logs import get_logger
 from ordo.kit.outbox import Outbox, OutgoingMessage, Transaction
 from ordo.kit.settings import NatsSettings
+from ordo.kit.store import ConcurrentUpdate
 
 log = get_logger(__name__)
 M = TypeVar("M", bound=Message)
@@ -84,6 +87,10 @@ def make_broker(
         max_reconnect_attempts=-1,  # a service outlives a NATS restart
         reconnect_time_wait=1,
         graceful_timeout=15.0,
+        # FastStream's own lines go through the service's JSON logs; its per-message access
+        # lines only at DEBUG.
+        logger=logging.getLogger(f"ordo.{service}.broker"),
+        log_level=logging.DEBUG,
         middlewares=[
             NatsTelemetryMiddleware(tracer_provider=tracer_provider),
             NatsPrometheusMiddleware(
@@ -185,7 +192,9 @@ class Messaging:
             str(subject),
             stream=JStream(STREAM_OF_SUBJECT[subject], declare=False),
             durable=durable,
-            pull_sub=PullSub(batch_size=settings.fetch_batch, timeout=1.0),
+            # Each idle fetch lingers up to this long at the server; new messages end it at
+            # once, so a longer wait only means fewer empty round trips.
+            pull_sub=PullSub(batch_size=settings.fetch_batch, timeout=5.0),
             config=ConsumerConfig(
                 ack_wait=ack_wait,
                 # A hard bound under the handler's own policy (which dead-letters earlier), so
@@ -229,15 +238,7 @@ class Messaging:
                 message_id=message.message_id,
                 subject=str(subject),
             ):
-                async with outbox.consuming(durable, message) as tx:
-                    if tx.duplicate:
-                        log.info(
-                            "duplicate delivery acknowledged",
-                            subject=subject,
-                            message_id=message.message_id,
-                        )
-                    else:
-                        await handler(message, tx)
+                await _run_unit_of_work(message, durable, handler, outbox)
         except asyncio.CancelledError:
             await msg.nack(delay=1.0)  # shutting down mid-message: let another replica have it
             raise
@@ -304,6 +305,35 @@ class Messaging:
             return response.to_json()
 
         subscriber(on_request)
+
+
+CONFLICT_RETRIES = 5
+
+
+async def _run_unit_of_work(message: M, durable: str, handler: Handler[M], outbox: Outbox) -> None:
+    """The handler in one unit of work; a lost optimistic-concurrency race runs it again.
+
+    Conflicts are expected when handlers of one order race (an approval and a fill report, or two
+    replicas): they are retried here, on fresh data, instead of spending the message's delivery
+    attempts, which are kept for real failures.
+    """
+    for conflict in range(1, CONFLICT_RETRIES + 1):
+        try:
+            async with outbox.consuming(durable, message) as tx:
+                if tx.duplicate:
+                    log.info("duplicate delivery acknowledged", message_id=message.message_id)
+                else:
+                    await handler(message, tx)
+            return
+        except ConcurrentUpdate as conflict_error:
+            if conflict == CONFLICT_RETRIES:
+                raise
+            log.info(
+                "concurrent update; running the unit of work again",
+                conflict=conflict,
+                error=str(conflict_error),
+            )
+            await asyncio.sleep(random.uniform(0.002, 0.02) * conflict)
 
 
 def _delivery_attempt(msg: NatsMessage) -> int:

@@ -38,6 +38,15 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ordo.contracts.types import utc_now
 
+
+class ConcurrentUpdate(Exception):
+    """A row changed since it was loaded (another replica or handler won the race).
+
+    Stores raise it from optimistic saves (``UPDATE ... WHERE version = :loaded``); the kit then
+    runs the whole unit of work again on fresh data.
+    """
+
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

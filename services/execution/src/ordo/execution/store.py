@@ -32,14 +32,16 @@ from ordo.contracts.orders import CancelOrder, OrderSpec
 from ordo.contracts.risk import OrderApproved
 from ordo.contracts.types import utc_now
 from ordo.execution.venues.paper_state import PaperVenueState
-from ordo.kit.store import ExactDecimal, UtcDateTime, messaging_tables, new_metadata
+from ordo.kit.store import (
+    ConcurrentUpdate,
+    ExactDecimal,
+    UtcDateTime,
+    messaging_tables,
+    new_metadata,
+)
 
 metadata = new_metadata()
 messaging = messaging_tables(metadata)
-
-
-class ConcurrentUpdate(Exception):
-    """A row changed under us (another replica, or a concurrent job): retry the whole message."""
 
 
 class SubmissionStatus(StrEnum):

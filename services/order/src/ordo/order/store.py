@@ -34,17 +34,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordo.contracts.enums import OrderStatus, OrderType, Side, TimeInForce
 from ordo.contracts.execution import Fill
 from ordo.contracts.orders import OrderView, PositionView
-from ordo.kit.store import ExactDecimal, UtcDateTime, messaging_tables, new_metadata
+from ordo.kit.store import (
+    ConcurrentUpdate,
+    ExactDecimal,
+    UtcDateTime,
+    messaging_tables,
+    new_metadata,
+)
 from ordo.order.domain import Order, OrderChanged, Position
 
 metadata = new_metadata()
 messaging = messaging_tables(metadata)
 
 ZERO = Decimal(0)
-
-
-class ConcurrentUpdate(Exception):
-    """Someone else changed the row since it was loaded; retrying the message resolves it."""
 
 
 orders = Table(

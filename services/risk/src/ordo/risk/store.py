@@ -37,7 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordo.contracts.enums import TradingState
 from ordo.contracts.orders import OrderProposed, OrderSpec, PositionView
 from ordo.contracts.risk import DenialReason
-from ordo.kit.store import ExactDecimal, UtcDateTime, messaging_tables, new_metadata
+from ordo.kit.store import (
+    ConcurrentUpdate,
+    ExactDecimal,
+    UtcDateTime,
+    messaging_tables,
+    new_metadata,
+)
 from ordo.risk.domain.exposure import Exposure
 from ordo.risk.domain.limits import RiskLimits
 from ordo.risk.domain.pricing import valuation_price
@@ -45,10 +51,6 @@ from ordo.risk.domain.reservations import ReservationFills
 
 metadata = new_metadata()
 messaging = messaging_tables(metadata)
-
-
-class ConcurrentUpdate(Exception):
-    """Someone else changed the row since it was loaded; retrying the message resolves it."""
 
 
 trading_states = Table(
