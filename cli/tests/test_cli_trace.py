@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ordo.cli import jaeger
-from ordo.cli.errors import EXIT_NOT_FOUND
+from ordo.cli.errors import EXIT_NOT_FOUND, CliError
 from ordo.cli.main import app
 from ordo.cli.spans import bar_cells, find_traces, read_span_files
 
@@ -306,3 +307,14 @@ def test_jaeger_is_searched_by_tag_when_the_id_is_not_a_trace_id() -> None:
     assert all(list(json.loads(url.params["tags"]).values()) == [SIGNAL_ID] for url in searched)
     assert all(url.params["service"] == "ordo-signal" for url in searched)
     assert not any(url.path.startswith("/api/traces/") for url in asked)
+
+
+def test_an_address_that_is_not_jaegers_api_is_a_clear_error() -> None:
+    def login_page(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html><body>Sign in</body></html>")
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(login_page)) as client,
+        pytest.raises(CliError, match="did not answer as Jaeger's query API does"),
+    ):
+        jaeger.fetch_spans(client, "http://proxy.example", TRACE)

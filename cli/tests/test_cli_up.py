@@ -87,18 +87,48 @@ class FakeProcess:
 
 
 @dataclass
+class FakeServer:
+    """NATS or Redis: a fake process; starting it may be made to fail."""
+
+    process: FakeProcess | None = field(default_factory=lambda: FakeProcess(None))
+    log: list[str] = field(default_factory=list)
+    failing: bool = False
+
+    def start(self) -> "FakeServer":
+        self.log.append("start")
+        if self.failing:
+            raise RuntimeError("exited with code 1 before listening")
+        self.process = FakeProcess(None)
+        return self
+
+    def stop(self, *, kill: bool = False) -> None:
+        self.log.append("stop")
+
+
+@dataclass
 class FakeStack:
-    """Services whose processes are fakes; starting one may be made to fail."""
+    """Services whose processes are fakes; starting one may be made to fail or to hang."""
 
     processes: dict[Service, ServiceProcess]
+    servers: dict[str, FakeServer] = field(
+        default_factory=lambda: {"nats-server": FakeServer(), "redis-server": FakeServer()}
+    )
     failing: set[Service] = field(default_factory=set)
-    started: list[Service] = field(default_factory=list)
+    hanging: set[Service] = field(default_factory=set)
+    started: list[str] = field(default_factory=list)
+    stopped: list[Service] = field(default_factory=list)
 
     def start_service(self, service: Service, *, wait: bool = True) -> None:
         self.started.append(service)
         if service in self.failing:
             raise RuntimeError(f"{service} exited with code 1")
         self.processes[service].process = FakeProcess(None, pid=2000 + len(self.started))  # type: ignore[assignment]
+        if service in self.hanging:
+            raise TimeoutError(f"{service} not ready within 60s")
+
+    def stop_service(self, service: Service) -> None:
+        self.stopped.append(service)
+        self.processes[service].process = FakeProcess(-15)  # type: ignore[assignment]
 
 
 def fake_stack(tmp_path: Path, exited: dict[Service, int | None]) -> FakeStack:
@@ -151,6 +181,55 @@ def test_a_service_that_keeps_failing_is_retried_less_and_less_often(tmp_path: P
 
     assert stack.started == [Service.RISK, Service.RISK, Service.RISK]
     assert any("did not come back" in line for line in said)
+
+
+def test_a_dead_nats_server_is_restarted_before_the_services(tmp_path: Path) -> None:
+    stack = fake_stack(tmp_path, {Service.ORDER: 1})
+    stack.servers["nats-server"].process = FakeProcess(-9)
+    said: list[str] = []
+    supervisor = Supervisor(stack, said.append)
+
+    restarted = supervisor.check()
+
+    assert restarted == ["nats-server", Service.ORDER]
+    assert stack.servers["nats-server"].log == ["start"]
+    assert stack.servers["redis-server"].log == []
+    assert "nats-server exited unexpectedly (code -9)" in said[0]
+
+
+def test_a_server_that_does_not_come_back_is_retried_later(tmp_path: Path) -> None:
+    stack = fake_stack(tmp_path, {})
+    redis = stack.servers["redis-server"]
+    redis.process, redis.failing = FakeProcess(1), True
+    clock = Clock()
+    said: list[str] = []
+    supervisor = Supervisor(stack, said.append, clock=clock)
+
+    assert supervisor.check() == []
+    assert supervisor.check() == []  # within the back-off
+    redis.failing = False
+    clock.now = 2.0
+
+    assert supervisor.check() == ["redis-server"]
+    assert redis.log == ["start", "stop", "start"]
+    assert any("redis-server did not come back" in line for line in said)
+
+
+def test_a_service_not_ready_in_time_is_stopped_and_tried_again(tmp_path: Path) -> None:
+    stack = fake_stack(tmp_path, {Service.EXECUTION: -9})
+    stack.hanging.add(Service.EXECUTION)
+    clock = Clock()
+    said: list[str] = []
+    supervisor = Supervisor(stack, said.append, clock=clock)
+
+    assert supervisor.check() == []
+    assert stack.stopped == [Service.EXECUTION]  # not left running half-started
+    assert any("Next attempt in 2s" in line for line in said)
+    stack.hanging.clear()
+    clock.now = 2.0
+
+    assert supervisor.check() == [Service.EXECUTION]
+    assert stack.started == [Service.EXECUTION, Service.EXECUTION]
 
 
 def test_a_second_stack_on_the_same_var_dir_is_refused(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from ordo.contracts.signals import SignalAccepted, SignalRequest, Size
 from ordo.contracts.subjects import Service, Subject
 from ordo.contracts.types import utc_now
 from ordo.kit.embedded import NatsCredentials, NatsServer
-from ordo.kit.outbox import Transaction
+from ordo.kit.outbox import Outbox, OutgoingMessage, Transaction
 from ordo.kit.service import ServiceKit
 from ordo.kit.settings import NatsSettings, OutboxSettings, ServiceSettings
 from ordo.kit.store import ConcurrentUpdate, messaging_tables, new_metadata
@@ -324,3 +324,23 @@ async def test_a_lost_concurrency_race_is_run_again_without_a_redelivery(
     assert info.num_redelivered == 0
     assert len(conflicts) == 2
     assert await count_effects(kit) == 1  # the losing attempts left nothing behind
+
+
+async def test_work_committed_while_nats_is_down_is_published_later(
+    nats_server: NatsServer, database_url: str, tmp_path: Path
+) -> None:
+    settings = KitTestSettings(database_url=database_url, var_dir=tmp_path)
+    kit = ServiceKit(settings, metadata=metadata, tables=tables, telemetry=False)
+    await kit.db.create_all(metadata)
+
+    async def nats_unreachable(outgoing: OutgoingMessage) -> None:
+        raise ConnectionError("nats is down")
+
+    outbox = Outbox(kit.db, tables, nats_unreachable, settings.outbox)
+    async with outbox.transaction() as tx:  # no error: the work is committed
+        await tx.session.execute(insert(effects).values(signal_id="sig-1"))
+        tx.publish(proposal_for(signal_accepted()))
+
+    assert await count_effects(kit) == 1
+    assert await outbox.measure_backlog() == 1  # waiting for the sweeper
+    await kit.db.close()

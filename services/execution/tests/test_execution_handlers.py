@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from faststream.nats import TestNatsBroker
@@ -29,8 +29,9 @@ from ordo.contracts.subjects import STREAM_OF_SUBJECT, Subject, subject_of
 from ordo.execution import store
 from ordo.execution.app import ExecutionApp, assemble
 from ordo.execution.config import ExecutionSettings, PaperSettings
+from ordo.execution.errors import AuthenticationFailed, OrderNotFound, VenueError, VenueTimeout
 from ordo.execution.store import SubmissionStatus
-from ordo.execution.venues import PaperVenue
+from ordo.execution.venues import PaperVenue, PaperVenueConfig, Venue, VenueOrder
 
 START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 BTC, SOL = "BTC/USDT", "SOL/USDT"
@@ -89,6 +90,7 @@ async def execution(make_service: MakeService) -> ExecutionApp:
 def order_spec(
     order_id: str = "ord-1",
     *,
+    venue: str = "paper",
     symbol: str = BTC,
     side: Side = Side.BUY,
     quantity: str = "0.01",
@@ -98,7 +100,7 @@ def order_spec(
         order_id=order_id,
         account="main",
         strategy="trend",
-        venue="paper",
+        venue=venue,
         symbol=symbol,
         side=side,
         order_type=OrderType.LIMIT if limit_price else OrderType.MARKET,
@@ -113,13 +115,13 @@ def approval(*specs: OrderSpec) -> OrderApproved:
     )
 
 
-def cancel(order_id: str = "ord-1") -> CancelOrder:
+def cancel(order_id: str = "ord-1", *, venue: str = "paper") -> CancelOrder:
     return CancelOrder(
         correlation_id="sig-2",
         producer="order",
         order_id=order_id,
         account="main",
-        venue="paper",
+        venue=venue,
         symbol=BTC,
         reason="exit signal",
     )
@@ -152,6 +154,50 @@ async def statuses(app: ExecutionApp) -> list[ExecutionStatus]:
 async def submission(app: ExecutionApp, order_id: str = "ord-1") -> store.Submission | None:
     async with app.kit.db.session() as session:
         return await store.get_submission(session, order_id)
+
+
+async def done(app: ExecutionApp) -> set[str]:
+    """The ids of the messages the service finished with (acknowledged, never retried)."""
+    inbox = store.messaging.inbox
+    async with app.kit.db.session() as session:
+        return set(await session.scalars(select(inbox.c.message_id)))
+
+
+class ScriptedVenue:
+    """A paper venue that misbehaves the way a real one can, as the test tells it to."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self._paper = PaperVenue(PaperVenueConfig(), clock, 7)
+        self.creates = 0
+        self.create_times_out = False
+        self.not_shown: set[str] = set()  # orders it holds but does not show yet
+        self.cancel_error: VenueError | None = None
+
+    async def create_order(self, spec: OrderSpec) -> VenueOrder:
+        self.creates += 1
+        order = await self._paper.create_order(spec)
+        if self.create_times_out:
+            raise VenueTimeout("no answer in time", venue="scripted")
+        return order
+
+    async def fetch_order(self, order_id: str, symbol: str) -> VenueOrder:
+        if order_id in self.not_shown:
+            raise OrderNotFound(f"no order {order_id!r}", venue="scripted")
+        return await self._paper.fetch_order(order_id, symbol)
+
+    async def cancel_order(self, order_id: str, symbol: str) -> VenueOrder:
+        if self.cancel_error is not None:
+            raise self.cancel_error
+        return await self._paper.cancel_order(order_id, symbol)
+
+    async def open_orders(self) -> list[VenueOrder]:
+        return await self._paper.open_orders()
+
+
+def scripted_venue(app: ExecutionApp, clock: ManualClock) -> ScriptedVenue:
+    venue = ScriptedVenue(clock)
+    app.venues.register("scripted", lambda account: cast(Venue, venue))
+    return venue
 
 
 def paper_venue(app: ExecutionApp) -> PaperVenue:
@@ -216,6 +262,30 @@ async def test_a_timed_out_create_is_looked_up_never_created_twice(
     assert (recorded.status, recorded.attempts) == (SubmissionStatus.SUBMITTED, 1)
 
 
+async def test_a_timed_out_create_the_venue_does_not_show_yet_is_never_sent_again(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    venue.create_times_out = True
+    venue.not_shown.add("ord-1")  # the venue took the order but does not show it yet
+    approved = approval(order_spec(venue="scripted"))
+
+    await deliver(execution, approved)
+    await deliver(execution, approved)  # the retry of the message looks it up again
+
+    assert venue.creates == 1
+    assert await reports(execution) == []
+    recorded = await submission(execution)
+    assert recorded is not None
+    assert (recorded.status, recorded.attempts) == (SubmissionStatus.UNKNOWN, 1)
+
+    venue.not_shown.clear()
+    await deliver(execution, approved)
+
+    assert venue.creates == 1
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
+
+
 async def test_a_venue_that_never_answers_leaves_the_order_unknown_and_opens_the_breaker(
     make_service: MakeService,
 ) -> None:
@@ -251,10 +321,7 @@ async def test_an_order_below_the_minimum_notional_is_reported_rejected(
     recorded = await submission(execution)
     assert recorded is not None and recorded.status is SubmissionStatus.REJECTED
     # The handler finished normally: the message is in the inbox, not waiting for a retry.
-    inbox = store.messaging.inbox
-    async with execution.kit.db.session() as session:
-        done = await session.scalars(select(inbox.c.message_id))
-        assert approved.message_id in set(done)
+    assert approved.message_id in await done(execution)
 
 
 async def test_canceling_a_resting_limit_order_reports_it_canceled(
@@ -269,6 +336,22 @@ async def test_canceling_a_resting_limit_order_reports_it_canceled(
     assert await paper_venue(execution).open_orders() == []
 
 
+async def test_a_cancel_refused_for_our_credentials_is_dead_lettered_not_dropped(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    await deliver(execution, approval(order_spec(venue="scripted", limit_price="50000")))
+    venue.cancel_error = AuthenticationFailed(venue="scripted")
+    canceling = cancel(venue="scripted")
+
+    await deliver(execution, canceling)
+
+    # Not done and forgotten: it waits in the dead-letter stream, to be replayed once fixed.
+    assert canceling.message_id not in await done(execution)
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED]
+    assert len(await venue.open_orders()) == 1
+
+
 async def test_a_cancel_that_overtakes_its_approval_keeps_the_order_from_the_venue(
     execution: ExecutionApp,
 ) -> None:
@@ -279,6 +362,8 @@ async def test_a_cancel_that_overtakes_its_approval_keeps_the_order_from_the_ven
     assert canceled.status is ExecutionStatus.CANCELED
     assert canceled.reason == "canceled before it was placed: exit signal"
     assert orders_at_venue(execution) == 0
+    async with execution.kit.db.session() as session:
+        assert await session.scalar(select(store.cancel_requests.c.order_id)) is None
 
 
 async def test_a_resting_order_filled_by_the_price_is_reported_by_the_match_job(

@@ -166,6 +166,16 @@ async def test_a_quantity_off_the_step_size_is_invalid() -> None:
         await venue.create_order(order(quantity="0.00015"))
 
 
+async def test_an_absurdly_large_quantity_is_invalid_not_a_venue_failure() -> None:
+    venue = paper()
+
+    # 10**34 steps: more than Decimal can divide in its 28 digits.
+    with pytest.raises(InvalidOrder, match="out of range for the step size"):
+        await venue.create_order(order(quantity="1E+30"))
+
+    assert venue.snapshot().orders == ()
+
+
 async def test_a_limit_price_off_the_tick_size_is_invalid() -> None:
     venue = paper()
 
@@ -410,6 +420,14 @@ async def test_finished_orders_beyond_the_limit_are_forgotten_oldest_first() -> 
     assert kept == ["resting", "done-1", "done-2"]
     with pytest.raises(OrderNotFound):
         await venue.fetch_order("done-0", BTC)
+
+
+async def test_the_books_of_a_busy_account_stay_small_enough_to_save_after_every_change() -> None:
+    venue = paper(feed=SettablePrices(BTC_USDT="60000"))
+    for n in range(2_000):
+        await venue.create_order(order(f"o-{n}", side=Side.BUY if n % 2 else Side.SELL))
+
+    assert len(json.dumps(venue.snapshot().to_dict())) < 1_000_000
 
 
 async def test_the_books_survive_a_restart_through_a_json_snapshot() -> None:

@@ -1,6 +1,7 @@
 """Notifier handlers on FastStream's in-memory broker: events become deliveries, sent once."""
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -106,7 +107,11 @@ async def test_the_dispatcher_sends_pending_deliveries_once(notifier: ServiceKit
     async with TestNatsBroker(notifier.broker) as broker:
         await broker.publish(filled_report().to_json(), str(Subject.EXEC_REPORT), stream="EXEC")
     dispatcher = Dispatcher(
-        notifier.db, {"log": RecordingChannel()}, notifier.breakers, max_attempts=3
+        notifier.db,
+        {"log": RecordingChannel()},
+        notifier.breakers,
+        give_up_after=timedelta(hours=1),
+        retention=timedelta(days=1),
     )
     await notifier.breakers.start()
 
@@ -124,7 +129,13 @@ async def test_a_channel_outage_keeps_the_delivery_pending(notifier: ServiceKit)
     async with TestNatsBroker(notifier.broker) as broker:
         await broker.publish(filled_report().to_json(), str(Subject.EXEC_REPORT), stream="EXEC")
     await notifier.breakers.start()
-    dispatcher = Dispatcher(notifier.db, {"log": DownChannel()}, notifier.breakers, max_attempts=5)
+    dispatcher = Dispatcher(
+        notifier.db,
+        {"log": DownChannel()},
+        notifier.breakers,
+        give_up_after=timedelta(hours=1),
+        retention=timedelta(days=1),
+    )
 
     assert await dispatcher.dispatch_due() == 0
     row = (await deliveries(notifier))[0]

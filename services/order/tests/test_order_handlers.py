@@ -1,5 +1,6 @@
 """The OMS on FastStream's in-memory broker: signals, risk decisions and fills, end to end."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -25,10 +26,13 @@ from ordo.contracts.risk import DenialReason, OrderApproved, OrderDenied
 from ordo.contracts.signals import SignalAccepted, SignalRequest, Size
 from ordo.contracts.subjects import STREAM_OF_SUBJECT, subject_of
 from ordo.contracts.types import utc_now
+from ordo.kit.messaging import PoisonMessage
+from ordo.kit.outbox import Transaction
 from ordo.kit.service import ServiceKit
 from ordo.order import store
 from ordo.order.app import build
 from ordo.order.config import OrderSettings
+from ordo.order.handlers import OrderManagement
 
 M = TypeVar("M", bound=Message)
 
@@ -311,6 +315,68 @@ async def test_closing_at_the_entry_price_realises_both_fees(oms: ServiceKit) ->
         assert await store.find_positions(session) == []  # flat positions are left out
 
 
+async def test_a_second_exit_while_the_first_is_working_sells_nothing_more(
+    oms: ServiceKit,
+) -> None:
+    async with TestNatsBroker(oms.broker) as broker:
+        await open_long(oms, broker, size="0.5")
+        first = await propose(oms, broker, accepted_signal(Intent.EXIT_LONG, size=None))
+        await deliver(broker, approval(first))
+        again = accepted_signal(Intent.EXIT_LONG, size=None)
+        await deliver(broker, again)
+
+    assert await orders(oms, signal_id=again.signal_id) == []
+    async with oms.db.session() as session:
+        record = await store.Repositories(session).signals.get(again.signal_id)
+    assert record is not None and record.outcome is store.SignalOutcome.UNPLANNABLE
+    assert f"already closing 0.5 by orders {first.orders[0].order_id}" in (record.reason or "")
+
+
+async def test_two_exits_planned_at_once_close_the_position_once(
+    oms: ServiceKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with TestNatsBroker(oms.broker) as broker:
+        await open_long(oms, broker, size="0.5")
+        # Both units of work read the same position and working orders before either writes.
+        both_read = asyncio.Barrier(2)
+        read_working = store.OrderRepository.working_orders_of
+        readings = 0
+
+        async def working_orders_of(self: store.OrderRepository, *key: str) -> list[Any]:
+            nonlocal readings
+            found = await read_working(self, *key)
+            readings += 1
+            if readings <= 2:  # the first reading of each; the loser's second one goes alone
+                await asyncio.wait_for(both_read.wait(), timeout=5)
+            return found
+
+        monkeypatch.setattr(store.OrderRepository, "working_orders_of", working_orders_of)
+        exits = [accepted_signal(Intent.EXIT_LONG, size=None) for _ in range(2)]
+        await asyncio.gather(*(deliver(broker, signal) for signal in exits))
+
+    closes = [o for o in await orders(oms) if o.reduce_only]
+    assert [(o.side, o.quantity) for o in closes] == [(Side.SELL, Decimal("0.5"))]
+    assert len(await published(oms, OrderProposed)) == 2  # the entry's and one exit's
+
+
+async def test_a_quote_sized_entry_leaves_room_for_the_venue_fee(oms: ServiceKit) -> None:
+    signal = accepted_signal(size=None, price="100")
+    budgeted = signal.model_copy(
+        update={
+            "signal": signal.signal.model_copy(
+                update={"size": Size(unit=SizeUnit.QUOTE, value=Decimal("1000"))}
+            )
+        }
+    )
+    async with TestNatsBroker(oms.broker) as broker:
+        await deliver(broker, budgeted)
+
+    (order,) = await orders(oms)
+    # The paper venue charges 0.1 %: 10 BTC at 100 would cost 1001.
+    assert order.quantity == Decimal("9.99")
+    assert order.quantity * 100 * Decimal("1.001") <= 1000
+
+
 async def test_an_unplannable_signal_creates_no_order_and_records_why(oms: ServiceKit) -> None:
     signal = accepted_signal(Intent.EXIT_LONG, size=None)
     async with TestNatsBroker(oms.broker) as broker:
@@ -340,22 +406,35 @@ async def test_a_signal_for_a_market_without_rules_is_unplannable(oms: ServiceKi
     assert "no market rules for DOGE/USDT at paper" in (record.reason or "")
 
 
-async def test_a_report_for_an_unknown_order_changes_nothing(oms: ServiceKit) -> None:
-    stranger = OrderSpec(
-        order_id="not-ours",
-        account=ACCOUNT,
-        strategy=STRATEGY,
-        venue=VENUE,
-        symbol=SYMBOL,
-        side=Side.BUY,
-        quantity=Decimal("1"),
-    )
-    async with TestNatsBroker(oms.broker) as broker:
-        await deliver(broker, filled_report(stranger, "f-1", "60000", "1"))
+STRANGER = OrderSpec(
+    order_id="not-ours",
+    account=ACCOUNT,
+    strategy=STRATEGY,
+    venue=VENUE,
+    symbol=SYMBOL,
+    side=Side.BUY,
+    quantity=Decimal("1"),
+)
 
-    assert await positions(oms) == []
+
+async def test_a_status_report_for_an_unknown_order_changes_nothing(oms: ServiceKit) -> None:
+    filled = filled_report(STRANGER, "f-1", "60000", "1")
+    status_only = filled.model_copy(update={"fill": None, "status": ExecutionStatus.ACCEPTED})
+    async with TestNatsBroker(oms.broker) as broker:
+        await deliver(broker, status_only)
+
     assert await count_rows(oms, store.messaging.outbox) == 0
     assert await count_rows(oms, store.messaging.inbox) == 1  # handled: acknowledged, not retried
+
+
+async def test_a_fill_for_an_unknown_order_is_dead_lettered_not_dropped(oms: ServiceKit) -> None:
+    oms_handlers = OrderManagement(OrderSettings().market_rules())
+    report = filled_report(STRANGER, "f-1", "60000", "1")
+    async with oms.db.session() as session:
+        with pytest.raises(PoisonMessage, match=r"fill f-1 .* unknown order not-ours"):
+            await oms_handlers.on_execution_report(report, Transaction(session))
+
+    assert await positions(oms) == []
 
 
 async def test_every_version_of_an_order_is_kept_in_its_history(oms: ServiceKit) -> None:

@@ -5,16 +5,30 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from order_domain_builders import ACCOUNT, NOW, STRATEGY, SYMBOL, VENUE, order_ids, signal
+from order_domain_builders import (
+    ACCOUNT,
+    NOW,
+    STRATEGY,
+    SYMBOL,
+    VENUE,
+    fill,
+    new_order,
+    order_ids,
+    report,
+    signal,
+)
 
-from ordo.contracts.enums import Intent, OrderType, Side, SizeUnit
-from ordo.order.domain import MarketRules, PlanningError, Position, plan_orders
+from ordo.contracts.enums import ExecutionStatus, Intent, OrderType, Side, SizeUnit
+from ordo.order.domain import MarketRules, Order, PlanningError, Position, plan_orders
 
 D = Decimal
 RULES = MarketRules(
     tick_size=D("0.1"), step_size=D("0.001"), min_quantity=D("0.001"), min_notional=D("5")
 )
 QTY = SizeUnit.QUANTITY
+steps = st.sampled_from([D("1"), D("0.5"), D("0.01"), D("0.001"), D("0.00001"), D("25")])
+amounts = st.integers(1, 10**9).map(lambda n: D(n) / 10**4)
+costs = st.integers(0, 100).map(lambda n: D(n) / 10_000)  # 0 to 1 %
 
 
 def holding(quantity: str) -> Position:
@@ -53,6 +67,46 @@ def test_a_quote_size_becomes_a_quantity_at_the_reference_price_floored_to_the_s
     intent = signal(Intent.ENTER_LONG, (SizeUnit.QUOTE, "100"), reference_price="30000")
     (order,) = plan_orders(intent, None, RULES, order_ids())
     assert order.quantity == D("0.003")  # 0.00333... floored
+
+
+def test_a_quote_size_leaves_room_for_the_fee_and_the_expected_slippage() -> None:
+    rules = MarketRules(
+        tick_size=D("0.01"),
+        step_size=D("0.01"),
+        taker_fee_rate=D("0.001"),
+        expected_slippage=D("0.002"),
+    )
+    intent = signal(Intent.ENTER_LONG, (SizeUnit.QUOTE, "1000"), reference_price="100")
+
+    (order,) = plan_orders(intent, None, rules, order_ids())
+
+    # 10 at 100 would cost 1000 plus a fee of 1: over the budget. At the worst price the
+    # sizing expects (100.2), 9.97 costs 998.994 + 0.998994 in fees: inside it.
+    assert order.quantity == D("9.97")
+    worst_price = D("100") * (1 + rules.expected_slippage)
+    assert order.quantity * worst_price * (1 + rules.taker_fee_rate) <= D("1000")
+
+
+@given(
+    st.integers(10, 10**7).map(D),
+    st.integers(1, 10**6).map(lambda n: D(n) / 100),
+    costs,
+    costs,
+    steps,
+)
+def test_a_quote_size_plus_its_costs_stays_inside_the_budget_by_less_than_a_step(
+    budget: Decimal, price: Decimal, fee_rate: Decimal, slippage: Decimal, step: Decimal
+) -> None:
+    rules = MarketRules(
+        tick_size=D("0.01"), step_size=step, taker_fee_rate=fee_rate, expected_slippage=slippage
+    )
+    intent = signal(Intent.ENTER_SHORT, (SizeUnit.QUOTE, str(budget)), reference_price=str(price))
+    try:
+        (order,) = plan_orders(intent, None, rules, order_ids())
+    except PlanningError:
+        return  # the budget buys less than one step
+    cost_per_unit = price * (1 + slippage) * (1 + fee_rate)
+    assert order.quantity * cost_per_unit <= budget < (order.quantity + step) * cost_per_unit
 
 
 def test_a_quote_size_without_a_reference_price_is_refused() -> None:
@@ -170,6 +224,73 @@ def test_reverse_without_a_size_mirrors_the_position() -> None:
     assert (opening.side, opening.quantity) == (Side.BUY, D("0.5"))
 
 
+def working_exit(quantity: str, side: Side = Side.SELL, order_id: str = "exit-1") -> Order:
+    """A reduce-only order of an earlier exit, approved but not (entirely) filled yet."""
+    order = new_order(order_id=order_id, side=side, quantity=D(quantity), reduce_only=True)
+    order.submit(NOW)
+    return order
+
+
+@pytest.mark.parametrize("intent", [Intent.EXIT_LONG, Intent.CLOSE_ALL, Intent.REDUCE])
+def test_a_position_whose_exit_is_already_working_is_not_closed_twice(intent: Intent) -> None:
+    with pytest.raises(PlanningError, match=r"already closing 1 .*exit-1"):
+        plan_orders(
+            signal(intent, (QTY, "1") if intent is Intent.REDUCE else None),
+            holding("1"),
+            RULES,
+            order_ids(),
+            working=[working_exit("1")],
+        )
+
+
+def test_an_exit_closes_only_what_the_working_exits_leave_open() -> None:
+    (order,) = plan_orders(
+        signal(Intent.EXIT_SHORT),
+        holding("-1"),
+        RULES,
+        order_ids(),
+        working=[working_exit("0.3", Side.BUY), working_exit("0.2", Side.BUY, "exit-2")],
+    )
+    assert (order.side, order.quantity, order.reduce_only) == (Side.BUY, D("0.5"), True)
+
+
+def test_a_partly_filled_exit_still_counts_for_its_unfilled_rest() -> None:
+    earlier = working_exit("1")
+    earlier.apply_report(report(earlier, ExecutionStatus.PARTIALLY_FILLED, "0.4"), NOW)
+    # The position already shows the 0.4 sold: 0.6 held, 0.6 still to be sold by the earlier exit.
+    with pytest.raises(PlanningError, match=r"already closing 0\.6"):
+        plan_orders(signal(Intent.EXIT_LONG), holding("0.6"), RULES, order_ids(), working=[earlier])
+
+
+def test_finished_exits_and_orders_that_do_not_close_are_not_counted() -> None:
+    denied = new_order(order_id="exit-denied", side=Side.SELL, reduce_only=True)
+    denied.deny("TRADING_HALTED: account is halted", NOW)
+    filled = working_exit("1", order_id="exit-filled")
+    filled.apply_report(report(filled, ExecutionStatus.FILLED, "1", fill("f1", "1", "100")), NOW)
+    entry = new_order(order_id="entry", side=Side.BUY, quantity=D("1"))
+    opposite = working_exit("1", Side.BUY, "buy-back")
+
+    (order,) = plan_orders(
+        signal(Intent.EXIT_LONG),
+        holding("1"),
+        RULES,
+        order_ids(),
+        working=[denied, filled, entry, opposite],
+    )
+    assert order.quantity == D("1")
+
+
+def test_a_reverse_leaves_the_close_to_an_exit_already_working() -> None:
+    (opening,) = plan_orders(
+        signal(Intent.REVERSE, (QTY, "0.3")),
+        holding("1"),
+        RULES,
+        order_ids(),
+        working=[working_exit("1")],
+    )
+    assert (opening.side, opening.quantity, opening.reduce_only) == (Side.SELL, D("0.3"), False)
+
+
 def test_a_position_of_another_symbol_is_refused() -> None:
     other = Position.flat(ACCOUNT, STRATEGY, VENUE, "ETH/USDT", NOW)
     with pytest.raises(PlanningError, match="not the signal's"):
@@ -195,10 +316,6 @@ def test_limit_prices_round_toward_the_safe_side() -> None:
     assert RULES.round_price(D("100.07"), Side.BUY) == D("100.0")
     assert RULES.round_price(D("100.01"), Side.SELL) == D("100.1")
     assert RULES.round_price(D("100.1"), Side.SELL) == D("100.1")
-
-
-steps = st.sampled_from([D("1"), D("0.5"), D("0.01"), D("0.001"), D("0.00001"), D("25")])
-amounts = st.integers(1, 10**9).map(lambda n: D(n) / 10**4)
 
 
 @given(amounts, steps)

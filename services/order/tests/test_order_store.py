@@ -192,3 +192,35 @@ async def test_opening_the_same_position_twice_is_a_concurrent_update(db: Databa
     async with db.session() as session:
         with pytest.raises(ConcurrentUpdate):
             await PositionRepository(session).save(short())
+
+
+async def test_a_plan_on_a_stale_position_version_is_a_concurrent_update(db: Database) -> None:
+    opened = Position.flat(*KEY, NOW)
+    opened.apply_fill(Side.BUY, Decimal("1"), Decimal("100"), Decimal("0.1"), NOW)
+    async with db.session() as session:
+        await PositionRepository(session).save(opened)
+        await session.commit()
+
+    async with db.session() as first, db.session() as second:
+        winner, loser = PositionRepository(first), PositionRepository(second)
+        seen_first, seen_second = await winner.get(*KEY), await loser.get(*KEY)
+        assert seen_first is not None and seen_second is not None
+        await winner.claim(seen_first)
+        await first.commit()
+
+        with pytest.raises(ConcurrentUpdate):
+            await loser.claim(seen_second)
+
+
+async def test_the_working_orders_of_a_position_are_its_unfinished_ones(db: Database) -> None:
+    working, finished, elsewhere = new_order("ord-1"), new_order("ord-2"), new_order("ord-3")
+    working.submit(NOW)
+    finished.deny("TRADING_HALTED: halted", NOW)
+    elsewhere.strategy = "other"
+    for order in (working, finished, elsewhere):
+        await save_order(db, order)
+
+    async with db.session() as session:
+        found = await OrderRepository(session).working_orders_of(*KEY)
+
+    assert [(order.order_id, order.status) for order in found] == [("ord-1", OrderStatus.SUBMITTED)]

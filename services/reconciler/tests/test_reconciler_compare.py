@@ -175,6 +175,25 @@ def test_a_price_that_is_not_positive_is_refused_not_used() -> None:
         compare_positions(snapshot(), (), TOLERANCES, prices={ETH: Decimal(0)})
 
 
+def test_the_detail_reads_as_plain_numbers_rounded_for_people() -> None:
+    # 1 at 100 and 2 at 100.01 average 100.00666...: 28 digits that nobody wants on a phone.
+    positions = (oms("1", strategy="a", entry="100"), oms("2", strategy="b", entry="100.01"))
+
+    exact = Tolerances(critical_notional=Decimal(1000))
+
+    found = only(compare_positions(snapshot((BTC, "3.123")), positions, exact))
+    tiny = only(compare_positions(snapshot((BTC, "1E-7")), (), exact))
+
+    assert found.detail == (
+        "the venue holds 3.123 BTC/USDT and the OMS 3: a difference of 0.123, "
+        "worth 12.3 at 100.00666667 (critical above 1000)"
+    )
+    assert tiny.detail == (
+        "the venue holds 0.0000001 BTC/USDT and the OMS has no position: "
+        "a difference of 0.0000001, with no price to value it"
+    )
+
+
 # -- one side only ------------------------------------------------------------------------------
 
 

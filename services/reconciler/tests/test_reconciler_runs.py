@@ -26,7 +26,7 @@ from ordo.kit.breaker import CircuitOpenError
 from ordo.kit.outbox import Outbox, OutgoingMessage
 from ordo.kit.settings import OutboxSettings
 from ordo.kit.store import Database
-from ordo.reconciler import store
+from ordo.reconciler import reconcile, store
 from ordo.reconciler.config import ReconcileTarget
 from ordo.reconciler.domain.compare import Tolerances
 from ordo.reconciler.reconcile import Reconciler
@@ -107,6 +107,7 @@ class Harness:
     clock: Clock
     published: list[OutgoingMessage]
     make: Callable[..., Reconciler]
+    kit_outbox: Outbox
 
     def reconciler(self, *targets: ReconcileTarget) -> Reconciler:
         return self.make(targets or (MAIN,))
@@ -150,7 +151,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
             clock=clock,
         )
 
-    yield Harness(db, sides, clock, published, make)
+    yield Harness(db, sides, clock, published, make, outbox)
     await db.close()
 
 
@@ -337,17 +338,66 @@ async def test_a_snapshot_of_another_account_is_not_compared(harness: Harness) -
     assert await harness.discrepancies() == []
 
 
-async def test_an_unexpected_error_for_one_account_does_not_stop_the_others(
+async def test_an_unexpected_error_asking_a_side_is_a_failed_run_and_the_others_go_on(
     harness: Harness,
 ) -> None:
-    harness.sides.venue_fails["main"] = RuntimeError("a bug")
+    # E.g. Redis, which holds the breakers' state, is down: not a timeout, still no answer.
+    harness.sides.venue_fails["main"] = ConnectionError("Redis at 127.0.0.1:6379 refused")
     harness.sides.venue["second"] = {BTC: "1"}
     harness.sides.oms["second"] = {BTC: "1"}
 
     runs = await harness.reconciler(MAIN, SECOND).reconcile_all()
 
-    assert [(r.account, r.outcome) for r in runs] == [("second", ReconciliationOutcome.CLEAN)]
-    assert [row["account"] for row in await harness.runs()] == ["second"]
+    assert [(r.account, r.outcome) for r in runs] == [
+        ("main", ReconciliationOutcome.FAILED),
+        ("second", ReconciliationOutcome.CLEAN),
+    ]
+    failed, _ = await harness.runs()
+    assert failed["error"] == (
+        "asking for the venue snapshot (execution) failed: "
+        "ConnectionError: Redis at 127.0.0.1:6379 refused"
+    )
+    announced = completions(await harness.outbox())
+    assert [(c.account, c.outcome) for c in announced] == [
+        ("main", ReconciliationOutcome.FAILED),
+        ("second", ReconciliationOutcome.CLEAN),
+    ]
+
+
+async def test_a_comparison_that_fails_is_a_failed_run(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> list[object]:
+        raise ArithmeticError("a bug in the comparison")
+
+    monkeypatch.setattr(reconcile, "compare_positions", broken)
+    harness.sides.venue["main"] = {BTC: "1"}
+
+    [run] = await harness.reconciler(MAIN).reconcile_all()
+
+    assert run.outcome is ReconciliationOutcome.FAILED
+    assert run.error == "comparing the positions failed: ArithmeticError: a bug in the comparison"
+    [row] = await harness.runs()
+    assert (row["outcome"], row["error"]) == ("failed", run.error)
+
+
+async def test_a_run_that_cannot_be_recorded_does_not_stop_the_others(harness: Harness) -> None:
+    third = ReconcileTarget(account="third", venue="paper")
+    run_ids = iter(["run-1", "run-1", "run-3"])  # the second run cannot be stored
+    reconciler = Reconciler(
+        harness.kit_outbox,
+        (MAIN, SECOND, third),
+        TOLERANCES,
+        venue_snapshot=harness.sides.venue_snapshot,
+        oms_positions=harness.sides.oms_positions,
+        clock=harness.clock,
+        new_run_id=lambda: next(run_ids),
+    )
+
+    runs = await reconciler.reconcile_all()
+
+    assert [r.account for r in runs] == ["main", "third"]
+    assert sorted(row["account"] for row in await harness.runs()) == ["main", "third"]
 
 
 # -- bounded history ----------------------------------------------------------------------------

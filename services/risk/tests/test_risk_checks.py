@@ -78,6 +78,43 @@ def test_a_trailing_stop_without_any_price_is_denied() -> None:
     assert denial_codes(spec, context()) == [DenialCode.MISSING_REFERENCE_PRICE]
 
 
+@pytest.mark.parametrize(
+    ("side", "order_type", "prices"),
+    [
+        # Fills at its limit or above: at 0.01 it would sell 1000 BTC "worth" 10.
+        ("sell", OrderType.LIMIT, {"limit_price": "0.01"}),
+        # Below the market it triggers at once and buys at the market, far above its stop.
+        ("buy", OrderType.STOP_MARKET, {"stop_price": "0.01"}),
+        # Its stop follows the market: the stop it started with caps nothing.
+        ("sell", OrderType.TRAILING_STOP, {"stop_price": "0.01"}),
+    ],
+)
+def test_an_order_its_own_price_does_not_cap_needs_a_reference_price(
+    side: str, order_type: OrderType, prices: dict[str, str]
+) -> None:
+    ctx = context(max_notional_per_order="1000", max_position_notional="1000")
+    spec = order(side, "1000", order_type=order_type, price=None, **prices)
+
+    reasons = check_order(spec, ctx)
+
+    assert codes(reasons) == [DenialCode.MISSING_REFERENCE_PRICE]
+    assert "can fill beyond its own price" in reasons[0].message
+
+
+def test_a_buy_stop_limit_without_a_reference_is_valued_at_its_highest_own_price() -> None:
+    ctx = context(max_notional_per_order="1000")
+    spec = order(
+        "buy",
+        "10",
+        order_type=OrderType.STOP_LIMIT,
+        stop_price="99",
+        limit_price="100.01",
+        price=None,
+    )
+
+    assert denial_codes(spec, ctx) == [DenialCode.MAX_NOTIONAL_PER_ORDER]
+
+
 @pytest.mark.parametrize("quantity", ["0", "-1", "NaN"])
 def test_a_quantity_that_is_not_positive_is_denied(quantity: str) -> None:
     # The contract already refuses these; the gate must too, whoever built the order.

@@ -3,35 +3,13 @@ from decimal import Decimal
 import pytest
 from risk_factories import ACCOUNT, SYMBOL, VENUE, exposure, order, position
 
-from ordo.contracts.enums import OrderStatus, OrderType, Side
-from ordo.contracts.orders import OrderSpec, OrderView
-from ordo.contracts.types import utc_now
+from ordo.contracts.enums import Side
 from ordo.risk.domain.exposure import (
     Exposure,
     ExposureError,
     PositionKey,
     reduces_exposure,
 )
-
-
-def order_view(spec: OrderSpec, *, filled: str, status: OrderStatus) -> OrderView:
-    now = utc_now()
-    return OrderView(
-        order_id=spec.order_id,
-        signal_id="sig-1",
-        account=spec.account,
-        strategy=spec.strategy,
-        venue=spec.venue,
-        symbol=spec.symbol,
-        side=spec.side,
-        order_type=spec.order_type,
-        quantity=spec.quantity,
-        status=status,
-        filled_quantity=Decimal(filled),
-        version=2,
-        created_at=now,
-        updated_at=now,
-    )
 
 
 def test_a_newer_position_view_replaces_the_held_one() -> None:
@@ -111,70 +89,6 @@ def test_position_after_an_order_is_the_worst_case_on_its_side() -> None:
     assert held.position_after(order("sell", "20")) == Decimal(-13)
 
 
-def test_a_released_order_no_longer_counts() -> None:
-    spec = order("buy", "4")
-    held = exposure(reserved=(spec,))
-
-    assert held.release(spec.order_id)
-
-    assert held.reserved_quantity(VENUE, SYMBOL, Side.BUY) == 0
-    assert not held.release(spec.order_id)
-
-
-def test_a_partial_fill_shrinks_the_reservation_to_what_is_left() -> None:
-    spec = order("buy", "10")
-    held = exposure(reserved=(spec,))
-
-    held.apply_order_update(order_view(spec, filled="4", status=OrderStatus.PARTIALLY_FILLED))
-
-    assert held.reserved_quantity(VENUE, SYMBOL, Side.BUY) == Decimal(6)
-
-
-def test_a_late_update_with_less_filled_does_not_grow_the_reservation_again() -> None:
-    spec = order("buy", "10")
-    held = exposure(reserved=(spec,))
-    held.apply_order_update(order_view(spec, filled="4", status=OrderStatus.PARTIALLY_FILLED))
-
-    held.apply_order_update(order_view(spec, filled="1", status=OrderStatus.PARTIALLY_FILLED))
-
-    assert held.reserved_quantity(VENUE, SYMBOL, Side.BUY) == Decimal(6)
-
-
-@pytest.mark.parametrize(
-    ("status", "filled"),
-    [
-        (OrderStatus.CANCELED, "3"),
-        (OrderStatus.REJECTED, "0"),
-        (OrderStatus.EXPIRED, "0"),
-        (OrderStatus.FILLED, "10"),
-    ],
-)
-def test_an_order_that_ended_is_released(status: OrderStatus, filled: str) -> None:
-    spec = order("buy", "10")
-    held = exposure(reserved=(spec,))
-
-    assert held.apply_order_update(order_view(spec, filled=filled, status=status))
-
-    assert not held.is_reserved(spec.order_id)
-
-
-def test_an_update_for_an_order_not_reserved_changes_nothing() -> None:
-    held = exposure()
-
-    assert not held.apply_order_update(order_view(order(), filled="0", status=OrderStatus.ACCEPTED))
-
-
-def test_reserved_notional_values_each_open_order_at_its_price() -> None:
-    held = exposure(
-        reserved=(
-            order("buy", "2", price="100"),
-            order("sell", "1", order_type=OrderType.LIMIT, limit_price="250", price=None),
-        )
-    )
-
-    assert held.reserved_notional() == Decimal(450)
-
-
 def test_open_positions_count_held_positions_and_approved_entries() -> None:
     held = exposure(
         position("1", strategy="trend"),
@@ -191,13 +105,6 @@ def test_open_positions_count_held_positions_and_approved_entries() -> None:
             PositionKey("breakout", VENUE, "ETH/USDT"),
         }
     )
-
-
-def test_the_last_price_comes_from_the_orders_reference_price() -> None:
-    held = exposure(reserved=(order(price="101.5"),))
-
-    assert held.last_price(VENUE, SYMBOL) == Decimal("101.5")
-    assert held.last_price(VENUE, "ETH/USDT") is None
 
 
 def test_a_copy_changes_independently_of_the_original() -> None:
@@ -236,7 +143,7 @@ def test_a_new_exposure_holds_nothing() -> None:
 
     assert held.positions() == {}
     assert held.net_position(VENUE, SYMBOL) == 0
-    assert held.reserved_notional() == 0
+    assert held.reservations() == ()
 
 
 def test_reduce_only_exits_count_only_as_far_as_flat() -> None:

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,15 @@ LIMITS = AccountLimits(
 )
 
 
+AUDIT_RETENTION_DAYS = 90
+
+
 def settings_for(database: Path) -> RiskSettings:
-    return RiskSettings(database_url=f"sqlite+aiosqlite:///{database}", limits=LIMITS)
+    return RiskSettings(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        limits=LIMITS,
+        audit_retention_days=AUDIT_RETENTION_DAYS,
+    )
 
 
 @pytest.fixture
@@ -527,3 +535,38 @@ def test_decimals_in_the_audit_are_exact_strings() -> None:
 
     assert snapshot["positions"][0]["quantity"] == "0.30000000000000004"
     assert snapshot["reservations"][0]["remaining"] == "0.05"
+
+
+def test_the_audit_leaves_out_flat_positions() -> None:
+    # The projection keeps every position ever held; a flat one counts towards no limit.
+    exposure = Exposure(ACCOUNT)
+    exposure.apply_position(position("0", strategy="closed-long-ago", version=7))
+    exposure.apply_position(position("2", strategy="trend"))
+
+    snapshot = store.exposure_snapshot(exposure)
+
+    assert [held["strategy"] for held in snapshot["positions"]] == ["trend"]
+
+
+# -- housekeeping --------------------------------------------------------------------------------
+
+
+async def test_decisions_and_state_changes_past_the_retention_are_pruned(risk: ServiceKit) -> None:
+    long_ago = utc_now() - timedelta(days=AUDIT_RETENTION_DAYS + 1)
+    back_then = RiskHandlers(LIMITS, clock=lambda: long_ago)
+    async with risk.db.session() as session:
+        await back_then.order_proposed(proposal(order("buy", "1")), Transaction(session))
+        await back_then.set_trading_state(set_state(TradingState.HALTED), Transaction(session))
+        await session.commit()
+    recent = proposal(order("buy", "1"))
+    async with running(risk) as ordo:
+        await ordo.send(recent)
+
+    [prune] = [job for name, _, job in risk._periodic if name == "audit-pruner"]
+    await prune()
+
+    [kept] = await rows(risk, store.decisions)
+    assert kept["proposal_id"] == recent.proposal_id
+    assert await rows(risk, store.state_changes) == []
+    [account] = await rows(risk, store.trading_states)
+    assert account["state"] == "halted"  # the state itself is never pruned

@@ -3,6 +3,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
+from ordo.risk.config import RiskSettings
 from ordo.risk.domain.limits import AccountLimits, RiskLimits
 
 
@@ -102,4 +103,17 @@ def test_an_override_set_to_none_lifts_that_limit_for_the_account() -> None:
 
 def test_an_invalid_override_is_reported_with_its_account() -> None:
     with pytest.raises(ValidationError, match=r"accounts\.small\.max_position_quantity"):
-        AccountLimits.model_validate({"accounts": {"small": {"max_position_quantity": "-1"}}})
+        AccountLimits.model_validate(
+            {"default": {}, "accounts": {"small": {"max_position_quantity": "-1"}}}
+        )
+
+
+def test_overrides_without_default_limits_are_refused() -> None:
+    # Every account not listed would otherwise trade with no limit at all.
+    with pytest.raises(ValidationError, match=r"default\s+Field required"):
+        AccountLimits.model_validate({"accounts": {"small": {"max_open_positions": 1}}})
+
+
+def test_the_service_refuses_to_start_with_limits_that_name_no_default() -> None:
+    with pytest.raises(ValidationError, match=r"limits\.default\s+Field required"):
+        RiskSettings(limits={})

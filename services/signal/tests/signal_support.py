@@ -99,13 +99,24 @@ class SignalHarness:
         return await self.rows(store.rejections)
 
     async def post_alert(
-        self, alert: dict[str, object], headers: dict[str, str] | None = None
+        self,
+        alert: dict[str, object],
+        headers: dict[str, str] | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
     ) -> httpx.Response:
-        return await self.http.post(
+        return await (client or self.http).post(
             "/v1/webhooks/tradingview",
             content=json.dumps(alert).encode(),
             headers={"Content-Type": "application/json", **(headers or {})},
         )
+
+    @asynccontextmanager
+    async def client_at(self, address: str) -> AsyncIterator[httpx.AsyncClient]:
+        """An HTTP client that the service sees calling from ``address``."""
+        transport = httpx.ASGITransport(app=self.kit.http_app, client=(address, 40_000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://signal.test") as http:
+            yield http
 
 
 @asynccontextmanager

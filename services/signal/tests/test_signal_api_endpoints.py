@@ -151,3 +151,36 @@ async def test_the_ops_endpoints_share_the_server(signal: SignalHarness) -> None
 
     assert metrics.status_code == 200
     assert "ordo_outbox_backlog" in metrics.text
+
+
+async def test_an_idempotency_key_reused_for_another_signal_is_refused_as_a_conflict(
+    signal: SignalHarness,
+) -> None:
+    first = await signal.http.post("/v1/signals", json=api_body(), headers=bearer())
+    reused = await signal.http.post(
+        "/v1/signals", json=api_body(intent="enter_short"), headers=bearer()
+    )
+
+    assert first.status_code == 202
+    assert reused.status_code == 409
+    [problem] = reused.json()["detail"]
+    assert problem["field"] == "idempotency_key"
+    assert first.json()["signal_id"] in problem["reason"]
+    [rejection] = await signal.rejections()
+    assert rejection["reason"] == "key_reused"
+    assert len(await signal.outbox()) == 1
+    assert len(await signal.signals()) == 1
+
+
+async def test_a_retry_spelling_the_same_signal_differently_is_a_duplicate(
+    signal: SignalHarness,
+) -> None:
+    first = await signal.http.post("/v1/signals", json=api_body(), headers=bearer())
+    retry = await signal.http.post(
+        "/v1/signals",
+        json=api_body(symbol="ETH/USDT", size={"unit": "quote", "value": "250.00"}),
+        headers=bearer(),
+    )
+
+    assert retry.status_code == 200
+    assert retry.json() == {"signal_id": first.json()["signal_id"], "duplicate": True}

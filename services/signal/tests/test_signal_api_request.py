@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from ordo.contracts.enums import Intent, SizeUnit
-from ordo.signal.domain.api import SignalApiRequest
+from ordo.signal.domain.api import SignalApiRequest, normalise_signal
 from ordo.signal.domain.errors import UnknownSymbol
 
 MARKETS = {"BTC/USDT", "BTC/USDT:USDT"}
@@ -41,18 +41,17 @@ def test_request_is_read_from_json() -> None:
 def test_symbol_is_normalised_with_the_venue_market_list() -> None:
     request = SignalApiRequest.model_validate(body())
 
-    normalised = request.normalised(MARKETS)
+    normalised = normalise_signal(request.signal, {"binance": MARKETS})
 
-    assert normalised.signal.symbol == "BTC/USDT"
-    assert normalised.idempotency_key == request.idempotency_key
-    assert normalised.signal.size == request.signal.size
+    assert normalised.symbol == "BTC/USDT"
+    assert normalised.size == request.signal.size
 
 
 def test_unknown_symbol_is_refused_on_normalising() -> None:
     request = SignalApiRequest.model_validate(body(symbol="DOGEUSDT"))
 
     with pytest.raises(UnknownSymbol) as caught:
-        request.normalised(MARKETS)
+        normalise_signal(request.signal, {"binance": MARKETS})
 
     assert caught.value.field == "signal.symbol"
 

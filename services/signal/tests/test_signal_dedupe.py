@@ -5,6 +5,7 @@ import hmac
 import json
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -150,3 +151,27 @@ def test_hmac_signature_of_other_body_or_key_is_invalid() -> None:
     assert not hmac_signature_valid(body, None, "k")
     assert not hmac_signature_valid(body, "sha256=zz-not-hex-ü", "k")
     assert not hmac_signature_valid(body, signature(body, ""), "")
+
+
+def test_the_secret_comparison_does_not_reveal_the_secret_length(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # compare_digest returns at once for inputs of different lengths: that would time the length.
+    compared: list[tuple[int, int]] = []
+    original = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        compared.append((len(a), len(b)))
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recording)
+
+    secret_matches("x", "a-much-longer-secret")
+    secret_matches("a-much-longer-guess-than-the-secret", "short-secret")
+
+    assert compared
+    assert all(given == expected for given, expected in compared)
+
+
+def test_a_secret_that_is_not_valid_unicode_does_not_match() -> None:
+    assert not secret_matches("\ud800", "s3cret")

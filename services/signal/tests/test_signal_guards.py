@@ -12,6 +12,7 @@ from ordo.signal.guards import (
     LocalRateLimiter,
     RedisDedupeCache,
     RedisRateLimiter,
+    rate_limit_client,
 )
 
 
@@ -84,11 +85,11 @@ async def test_replicas_share_the_rate_limit_through_redis(redis: Redis) -> None
 async def test_the_dedupe_cache_keeps_the_first_holder(redis: Redis) -> None:
     cache = RedisDedupeCache(redis)
 
-    await cache.remember("tv-alert-1", "signal-1", ttl_seconds=60)
-    await cache.remember("tv-alert-1", "signal-2", ttl_seconds=60)
+    await cache.remember("tv-alert-1", "signal-1", "print-1", ttl_seconds=60)
+    await cache.remember("tv-alert-1", "signal-2", "print-2", ttl_seconds=60)
 
-    assert await cache.holder("tv-alert-1") == "signal-1"
-    assert await cache.holder("tv-alert-2") is None
+    assert await cache.holder("tv-alert-1", "print-1") == "signal-1"
+    assert await cache.holder("tv-alert-2", "print-1") is None
     assert 0 < await redis.ttl("ordo:signal:dedupe:tv-alert-1") <= 60
 
 
@@ -101,6 +102,24 @@ async def test_an_unreachable_redis_falls_back_to_this_process() -> None:
 
     assert await limiter.allow("10.0.0.1")
     assert not await limiter.allow("10.0.0.1")
-    assert await cache.holder("tv-alert-1") is None
-    await cache.remember("tv-alert-1", "signal-1", ttl_seconds=60)  # no error
+    assert await cache.holder("tv-alert-1", "print-1") is None
+    await cache.remember("tv-alert-1", "signal-1", "print-1", ttl_seconds=60)  # no error
     await client.aclose()
+
+
+async def test_the_dedupe_cache_knows_no_holder_for_another_signal_under_the_key(
+    redis: Redis,
+) -> None:
+    # The key reused for a different signal: the database decides (a conflict), not the cache.
+    cache = RedisDedupeCache(redis)
+
+    await cache.remember("api:bot-1", "signal-1", "print-1", ttl_seconds=60)
+
+    assert await cache.holder("api:bot-1", "print-2") is None
+
+
+def test_ipv6_clients_are_limited_per_network() -> None:
+    assert rate_limit_client("2001:db8:1:2::1") == rate_limit_client("2001:db8:1:2:ffff::9")
+    assert rate_limit_client("2001:db8:1:2::1") != rate_limit_client("2001:db8:1:3::1")
+    assert rate_limit_client("198.51.100.7") == "198.51.100.7"
+    assert rate_limit_client(None) == "unknown"

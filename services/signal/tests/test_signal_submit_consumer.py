@@ -122,10 +122,27 @@ async def test_an_api_key_repeated_over_nats_is_the_same_signal(signal: SignalHa
         },
     }
     first = await signal.http.post("/v1/signals", json=body, headers=bearer())
-    command = submission("bot-0009", intent=Intent.EXIT_LONG, size=None)
+    command = submission("bot-0009", strategy="bot", intent=Intent.EXIT_LONG, size=None)
 
     await submit(signal, command.model_copy(update={"source": SignalSource.API}))
 
     assert first.status_code == 202
     assert len(await signal.outbox()) == 1
+    assert len(await signal.signals()) == 1
+
+
+async def test_an_idempotency_key_reused_for_another_signal_is_rejected(
+    signal: SignalHarness,
+) -> None:
+    first, reused = submission(), submission(intent=Intent.ENTER_SHORT)
+
+    await submit(signal, first, reused)
+
+    rows = await signal.outbox()
+    assert [row["subject"] for row in rows] == ["signal.accepted.v1", "signal.rejected.v1"]
+    rejected = SignalRejected.from_json(rows[1]["payload"])
+    assert rejected.causation_id == reused.message_id
+    assert rejected.reason == "key_reused"
+    assert rejected.detail is not None
+    assert rejected.detail.startswith("idempotency_key: ")
     assert len(await signal.signals()) == 1

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from ordo.cli.errors import RequestTimedOut, StackUnreachable
+from ordo.cli.errors import CliError, RequestTimedOut, StackUnreachable
 from ordo.cli.spans import ID_ATTRIBUTES, Span, normalise_id
 from ordo.contracts.types import utc_now
 
@@ -32,6 +32,12 @@ def fetch_spans(client: httpx.Client, base_url: str, wanted: str) -> list[Span]:
         raise RequestTimedOut(f"Jaeger at {base} did not answer in time") from None
     except httpx.HTTPError as error:
         raise StackUnreachable(f"cannot reach Jaeger at {base} ({type(error).__name__})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        # An HTML page (the UI behind a proxy, a login page) or another API on that address.
+        raise CliError(
+            f"{base} did not answer as Jaeger's query API does ({type(error).__name__}: {error}); "
+            "give the query service's address, e.g. http://localhost:16686"
+        ) from None
 
 
 def _by_trace_id(client: httpx.Client, base: str, wanted: str) -> list[Span]:

@@ -84,16 +84,24 @@ class Stack:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, *, ready_timeout: float = 60.0) -> "Stack":
-        for sub in ("logs", "run", "data", "spans"):
-            (self.var_dir / sub).mkdir(parents=True, exist_ok=True)
-        self._write_secrets()
-        self.nats.start()
-        self.redis.start()
-        for service in self.processes:
-            self.start_service(service, wait=False)
-        for service in self.processes:
-            self.wait_ready(service, timeout=ready_timeout)
-        self.write_stack_file()
+        """Start everything, or nothing: a start that fails stops what it had started.
+
+        (``with Stack(...)`` calls no ``__exit__`` when ``__enter__`` raises.)
+        """
+        try:
+            for sub in ("logs", "run", "data", "spans"):
+                (self.var_dir / sub).mkdir(parents=True, exist_ok=True)
+            self._write_secrets()
+            self.nats.start()
+            self.redis.start()
+            for service in self.processes:
+                self.start_service(service, wait=False)
+            for service in self.processes:
+                self.wait_ready(service, timeout=ready_timeout)
+            self.write_stack_file()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -106,6 +114,11 @@ class Stack:
         self.nats.stop()
         with contextlib.suppress(FileNotFoundError):
             (self.var_dir / STACK_FILE).unlink()
+
+    @property
+    def servers(self) -> dict[str, NatsServer | RedisServer]:
+        """The servers every service needs, by the name people know them by."""
+        return {"nats-server": self.nats, "redis-server": self.redis}
 
     def __enter__(self) -> "Stack":
         return self.start()
@@ -148,11 +161,15 @@ class Stack:
             proc.process.kill()
             proc.process.wait(timeout=10)
 
-    def restart(self, service: Service) -> None:
+    def stop_service(self, service: Service) -> None:
+        """SIGTERM, then SIGKILL if it has not stopped within the reap timeout."""
         proc = self.processes[service]
         if proc.running and proc.process is not None:
             proc.process.terminate()
         self._reap(proc)
+
+    def restart(self, service: Service) -> None:
+        self.stop_service(service)
         self.start_service(service)
 
     def wait_ready(self, service: Service, *, timeout: float = 60.0) -> None:
@@ -241,11 +258,17 @@ class Stack:
         }
 
     def write_stack_file(self) -> None:
+        """Written aside, then renamed over the old one: a reader never sees half a file (a
+        restart rewrites it while `ordo status` may be reading), and it is always mode 0600."""
         path = self.var_dir / STACK_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        aside = path.with_name(f".{path.name}.{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            aside.unlink()
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(self.info(), handle, indent=2)
+        os.replace(aside, path)
 
 
 def _tail(path: Path, lines: int = 30) -> str:

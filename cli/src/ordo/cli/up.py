@@ -1,9 +1,11 @@
 """``ordo up``: run the embedded stack in the foreground, restart what dies, stop on Ctrl-C."""
 
 import contextlib
+import functools
 import json
 import shlex
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -66,9 +68,11 @@ def run(var_dir: Path, config_file: Path | None, console: Console) -> None:
     except (KeyboardInterrupt, StopRequested):
         console.print("\nStopping the stack...")
     finally:
+        # Stop first (signals ignored), then give the handlers back: restored first, a second
+        # Ctrl-C would interrupt before the stop began.
+        _stop_quietly(stack)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _stop_quietly(stack)
     console.print("[green]Stopped.[/]")
 
 
@@ -111,58 +115,92 @@ def _signals_ignored() -> Iterator[None]:
 
 
 # -- supervision -------------------------------------------------------------------------------
+class Server(Protocol):
+    """NATS or Redis as the stack runs them."""
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None: ...
+
+    def start(self) -> object: ...
+
+    def stop(self, *, kill: bool = False) -> None: ...
+
+
 class SupervisedStack(Protocol):
     processes: dict[Service, ServiceProcess]
 
+    @property
+    def servers(self) -> Mapping[str, Server]: ...
+
     def start_service(self, service: Service, *, wait: bool = True) -> None: ...
+
+    def stop_service(self, service: Service) -> None: ...
 
 
 @dataclass
 class Supervisor:
-    """Restarts services that exited; one that keeps failing is retried less and less often."""
+    """Restarts what exited: NATS and Redis first (every service needs them), then the services.
+
+    One that does not come back (it exits again, or is not ready in time) is stopped, and
+    retried less and less often.
+    """
 
     stack: SupervisedStack
     say: Callable[[str], None]
     on_restart: Callable[[], None] | None = None
     clock: Callable[[], float] = time.monotonic
-    failures: dict[Service, int] = field(default_factory=dict)
-    next_attempt: dict[Service, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    next_attempt: dict[str, float] = field(default_factory=dict)
 
-    def check(self) -> list[Service]:
-        """Restart every service that is not running; the ones restarted."""
-        restarted = []
+    def check(self) -> list[str]:
+        """Restart every server and service that is not running; the names of those restarted."""
+        restarted: list[str] = []
+        for name, server in self.stack.servers.items():
+            if not _running(server.process) and self._due(name):
+                self._exited(name, server.process, log=None)
+                if self._started(name, server.start, server.stop):
+                    restarted.append(name)
         for service, proc in self.stack.processes.items():
-            if proc.running or self.clock() < self.next_attempt.get(service, 0.0):
-                continue
-            if self._restart(service, proc):
-                restarted.append(service)
+            if not proc.running and self._due(service):
+                self._exited(service, proc.process, log=proc.log_path)
+                start = functools.partial(self.stack.start_service, service)
+                stop = functools.partial(self.stack.stop_service, service)
+                if self._started(service, start, stop):
+                    restarted.append(service)
         if restarted and self.on_restart is not None:
             self.on_restart()
         return restarted
 
-    def _restart(self, service: Service, proc: ServiceProcess) -> bool:
-        code = proc.process.returncode if proc.process is not None else None
-        self.say(
-            f"[yellow]{service} exited unexpectedly (code {code}); restarting.[/] "
-            f"Log: {escape(str(proc.log_path))}"
-        )
+    def _due(self, name: str) -> bool:
+        return self.clock() >= self.next_attempt.get(name, 0.0)
+
+    def _exited(self, name: str, process: subprocess.Popen[bytes] | None, log: Path | None) -> None:
+        code = process.returncode if process is not None else None
+        where = f" Log: {escape(str(log))}" if log is not None else ""
+        self.say(f"[yellow]{name} exited unexpectedly (code {code}); restarting.[/]{where}")
+
+    def _started(self, name: str, start: Callable[[], object], stop: Callable[[], None]) -> bool:
         try:
-            self.stack.start_service(service)
+            start()
         except (RuntimeError, TimeoutError, OSError) as error:
-            failures = self.failures.get(service, 0) + 1
-            self.failures[service] = failures
+            stop()  # not ready in time: the next attempt starts afresh, not beside it
+            failures = self.failures.get(name, 0) + 1
+            self.failures[name] = failures
             delay = min(2.0**failures, MAX_RESTART_DELAY_SECONDS)
-            self.next_attempt[service] = self.clock() + delay
+            self.next_attempt[name] = self.clock() + delay
             self.say(
-                f"[red]{service} did not come back:[/] {escape(str(error))}\n"
+                f"[red]{name} did not come back:[/] {escape(str(error))}\n"
                 f"Next attempt in {delay:.0f}s."
             )
             return False
-        self.failures.pop(service, None)
-        self.next_attempt.pop(service, None)
-        pid = proc.process.pid if proc.process is not None else "?"
-        self.say(f"[green]{service} restarted[/] (pid {pid}).")
+        self.failures.pop(name, None)
+        self.next_attempt.pop(name, None)
+        self.say(f"[green]{name} restarted.[/]")
         return True
+
+
+def _running(process: subprocess.Popen[bytes] | None) -> bool:
+    return process is not None and process.poll() is None
 
 
 # -- what to print -----------------------------------------------------------------------------

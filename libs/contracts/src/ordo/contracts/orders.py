@@ -55,7 +55,7 @@ class CancelOrder(Message):
 
     schema_name = "CancelOrder"
 
-    order_id: str
+    order_id: str = Field(min_length=1, max_length=36)
     account: Name
     venue: Name
     symbol: Name

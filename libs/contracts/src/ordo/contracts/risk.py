@@ -48,8 +48,8 @@ class TradingStateChanged(Message):
     account: Name
     state: TradingState
     previous: TradingState
-    reason: str
-    actor: str = Field(description="The operator, or the service that switched it")
+    reason: str = Field(max_length=1000)
+    actor: str = Field(max_length=200, description="The operator, or the service that switched it")
 
 
 class SetTradingState(Message):
@@ -59,5 +59,5 @@ class SetTradingState(Message):
 
     account: Name
     state: TradingState
-    reason: str = Field(min_length=1)
-    operator: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=1000)
+    operator: str = Field(min_length=1, max_length=200)

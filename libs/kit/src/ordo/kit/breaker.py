@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from prometheus_client import CollectorRegistry, Gauge
 from purgatory import AsyncCircuitBreakerFactory, AsyncRedisUnitOfWork
 from purgatory.domain.model import OpenedState
+from redis.exceptions import RedisError
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -58,6 +59,10 @@ class Breakers:
             uow=uow,
         )
         self._factory.add_listener(self._on_event)
+        self._local = AsyncCircuitBreakerFactory(
+            default_threshold=settings.failure_threshold, default_ttl=settings.recovery_seconds
+        )
+        self._local.add_listener(self._on_event)
         self._listeners: list[BreakerListener] = []
         self.states: dict[str, BreakerState] = {}
         self._gauge = Gauge(
@@ -108,12 +113,33 @@ class Breakers:
         operation: Callable[[], Awaitable[T]],
         ignore: tuple[type[BaseException], ...],
     ) -> T:
-        brk = await self._factory.get_breaker(breaker, exclude=list(ignore))
+        brk = await self._get(breaker, ignore)
+        done, result = False, None
         try:
             async with brk:
-                return await operation()
+                result = await operation()
+                done = True
         except OpenedState as exc:
             raise CircuitOpenError(breaker) from exc
+        except RedisError:
+            if not done:
+                raise
+            # The call succeeded; only recording the breaker's state failed. Reporting a
+            # failure now would make the caller redo (or doubt) work that is done.
+            log.warning("breaker state not recorded: Redis unavailable", breaker=breaker)
+        return result  # type: ignore[return-value]
+
+    async def _get(self, breaker: str, ignore: tuple[type[BaseException], ...]) -> Any:
+        try:
+            return await self._factory.get_breaker(breaker, exclude=list(ignore))
+        except RedisError:
+            # Shared state is unreachable: protect this replica on its own rather than stop
+            # every call (every NATS publish goes through a breaker).
+            log.warning(
+                "breaker state unavailable: Redis unreachable; using this replica's own",
+                breaker=breaker,
+            )
+            return await self._local.get_breaker(breaker, exclude=list(ignore))
 
     def _on_event(self, name: str, event_name: str, event: Any) -> None:
         if event_name not in {"state_changed", "circuit_breaker_created"}:

@@ -86,7 +86,14 @@ class Outbox:
             tx = Transaction(session)
             yield tx
             await self._commit(tx)
-        await self._publish_written(tx)
+        try:
+            await self._publish_written(tx)
+        except Exception:
+            # Committed is accepted: the rows wait in the outbox and the sweeper publishes them
+            # once NATS answers again. The caller must not see a failure for work that is done.
+            log.warning(
+                "publish after commit failed; the outbox sweeper will publish", exc_info=True
+            )
 
     @asynccontextmanager
     async def consuming(self, consumer: str, message: Message) -> AsyncIterator[Transaction]:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +78,17 @@ class UtcDateTime(TypeDecorator[Any]):
         return value
 
 
+_STORED_PLACES = Decimal("1e-18")
+_WIDE = Context(prec=60, rounding=ROUND_HALF_EVEN)  # 38 digits + 18 places, with room
+
+
 class ExactDecimal(TypeDecorator[Decimal]):
     """An exact decimal on every backend: NUMERIC on PostgreSQL, text on SQLite.
 
     SQLite has no decimal type and would keep a NUMERIC as a binary float, which loses money.
+    Values are rounded (half to even) to 18 decimal places on both backends, explicitly: the
+    PostgreSQL column would round silently, and SQLite would keep more, so the two would differ.
+    Amounts from venues never carry that many places; only derived values such as averages do.
     """
 
     impl = String(64)
@@ -97,18 +104,21 @@ class ExactDecimal(TypeDecorator[Decimal]):
             return None
         if isinstance(value, float):
             raise TypeError("floats are not stored as money: use Decimal")
-        value = Decimal(value)
+        value = _without_padding(Decimal(value).quantize(_STORED_PLACES, context=_WIDE))
         return value if dialect.name == "postgresql" else format(value, "f")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return _without_padding(Decimal(value)) if dialect.name == "postgresql" else Decimal(value)
+        return _without_padding(Decimal(value))
 
 
 def _without_padding(value: Decimal) -> Decimal:
-    """NUMERIC(38, 18) pads to 18 places; drop the padding without switching to exponents."""
-    return value.quantize(Decimal(1)) if value == value.to_integral() else value.normalize()
+    """Drop the trailing zeros of the 18 stored places, without switching to exponents."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return Decimal(text)
 
 
 @dataclass(frozen=True)

@@ -1,47 +1,22 @@
 """The execution service's settings: the paper venue and how often resting orders are matched."""
 
-from decimal import Decimal
-from typing import ClassVar, get_args
+from typing import ClassVar
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from ordo.execution.venues.paper_config import (
-    FaultableCall,
-    FeeRate,
-    NonNegative,
-    PaperMarket,
-    PaperVenueConfig,
-    Probability,
-)
-from ordo.kit.settings import Section, ServiceSettings
+from ordo.execution.venues.paper_config import PaperVenueConfig
+from ordo.kit.settings import ServiceSettings
 
 
-class PaperSettings(Section):
-    """The paper venue, as configured; :meth:`venue_config` is what the venue itself takes."""
+class PaperSettings(PaperVenueConfig):
+    """The paper venue, as configured: its venue config plus the seed of its random draws."""
 
     seed: int = Field(default=7, description="Seeds the price walk and the injected faults")
-    markets: dict[str, PaperMarket] | None = Field(
-        default=None, min_length=1, description="Left out: the paper venue's default markets"
-    )
-    quote_currency: str = Field(default="USDT", min_length=1)
-    starting_balance: NonNegative = Decimal(100_000)
-    taker_fee_rate: FeeRate = Decimal("0.001")
-    maker_fee_rate: FeeRate = Decimal("0.001")
-    volatility: Decimal = Field(default=Decimal("0.0001"), ge=0, lt=Decimal("0.01"))
-    feed_origin: AwareDatetime | None = None
-    rejection_probability: Probability = Decimal(0)
-    failure_probability: Probability = Decimal(0)
-    timeout_probability: Probability = Decimal(0)
-    fault_calls: frozenset[FaultableCall] = frozenset(get_args(FaultableCall))
-    max_closed_orders: int = Field(
-        default=10_000, ge=1, description="Finished orders the books keep (and save each time)"
-    )
 
     def venue_config(self) -> PaperVenueConfig:
-        fields = self.model_dump(exclude={"seed", "markets"})
-        if self.markets is not None:
-            fields["markets"] = self.markets
-        return PaperVenueConfig(**fields)
+        return PaperVenueConfig(
+            **{name: getattr(self, name) for name in PaperVenueConfig.model_fields}
+        )
 
 
 class ExecutionSettings(ServiceSettings):

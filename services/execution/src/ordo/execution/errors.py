@@ -8,8 +8,10 @@ boundary, so the engine never imports ccxt to decide what a failure means. Three
   is resolved by looking the order up by its client order id.
 - ``BusinessVenueError``: the venue answered and said no. Does not count towards the breaker; the
   order becomes a REJECTED execution report.
-- ``AuthenticationFailed``: the credentials are wrong or revoked; the venue is halted for the
-  account until an operator steps in.
+- ``AuthenticationFailed``: the credentials are wrong or revoked. Counts towards the breaker (so
+  the venue is left alone for a while); a create becomes a REJECTED report, a cancel goes to the
+  dead-letter stream at once, to be replayed once the credentials are fixed. Nothing halts
+  trading on the venue by itself yet.
 """
 
 from typing import ClassVar
@@ -77,6 +79,6 @@ class UnknownVenue(BusinessVenueError):
 
 
 class AuthenticationFailed(VenueError):
-    """Credentials were refused: the venue is halted for the account, not retried."""
+    """Credentials were refused: never retried at once, and counted towards the breaker."""
 
     default_message = "the venue refused the credentials (wrong, expired or lacking permission)"

@@ -2,8 +2,10 @@
 
 Creating an order is the one side effect that cannot be rolled back, so it always goes: record
 the attempt (PENDING) and commit it; call the venue once; record the outcome, its reports and the
-paper books in one transaction. An attempt found PENDING or UNKNOWN (a crash, or a timeout after
-the call) is resolved by looking the order up by its client order id before anything else.
+paper books in one transaction. An attempt found PENDING (a crash, or a failure before the venue
+answered) is resolved by looking the order up by its client order id before anything else, and
+created only if the venue does not hold it. An attempt found UNKNOWN (the create timed out) is
+only ever looked up: the venue may have taken it without showing it yet.
 """
 
 import asyncio
@@ -41,6 +43,7 @@ from ordo.execution.venues.paper import VENUE_NAME as PAPER_VENUE
 from ordo.execution.venues.paper import PaperVenue
 from ordo.kit.breaker import CircuitOpenError
 from ordo.kit.logs import get_logger
+from ordo.kit.messaging import PoisonMessage
 from ordo.kit.outbox import Outbox, Transaction
 
 PRODUCER = "execution"
@@ -98,6 +101,14 @@ class Execution:
                 await self._report(tx, submission, order, cause=approved)
                 await self._save_books(tx, submission)
                 return
+            if submission.status is SubmissionStatus.UNKNOWN:
+                # The venue took a create that timed out, or not: "not found" right after it may
+                # only mean the venue does not show the order yet. Creating it again could place
+                # it twice, so only a lookup resolves it (or the reconciler, via an operator).
+                raise OutcomeUnknown(
+                    f"creating order {submission.order_id} timed out and the venue does not "
+                    f"show it (yet); it is looked up again, never created a second time"
+                )
             submission = await store.update_submission(
                 tx.session, submission, attempts=submission.attempts + 1
             )
@@ -145,7 +156,7 @@ class Execution:
         if order is None:
             raise OutcomeUnknown(
                 f"creating order {submission.order_id} timed out and the venue does not know "
-                f"it (yet); the retry looks it up again before creating it"
+                f"it (yet); the retry looks it up again, and never creates it a second time"
             )
         await self._report(tx, submission, order, cause=approved)
 
@@ -183,6 +194,8 @@ class Execution:
             venue_status=draft.status,
             attempts=submission.attempts - 1,
         )
+        # WITHDRAWN settles the order for good, so its request has done its work.
+        await store.remove_cancel_request(tx.session, submission.order_id)
         tx.publish(self._execution_report(submission, draft, cause=approved))
 
     # -- order.cancel.v1 -----------------------------------------------------------------------
@@ -228,9 +241,14 @@ class Execution:
             # cancel, and the reconciler flags it (ORDER_UNKNOWN_AT_VENUE) for a person.
             log.warning("the venue does not know the order it was asked to cancel")
             return
-        except (BusinessVenueError, AuthenticationFailed) as exc:
+        except BusinessVenueError as exc:
             log.error("the venue refused the cancel", error=str(exc))
             return
+        except AuthenticationFailed as exc:
+            # Not the venue's answer about the order: our credentials are refused. Acknowledging
+            # would drop the cancel and leave the order working at the venue, and no retry helps
+            # before an operator fixes the credentials: dead-letter it (an alert) for a replay.
+            raise PoisonMessage(f"the cancel of {cancel.order_id} was not done: {exc}") from exc
         # CANCELED, or the fill that raced the cancel and the status it left.
         await self._report(tx, submission, order, cause=cancel)
         await self._save_books(tx, submission)

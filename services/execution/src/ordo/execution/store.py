@@ -5,7 +5,7 @@
   instead of creating it again.
 - ``reported_fills``: each fill is reported once, whichever path (create, cancel, matching) saw it.
 - ``cancel_requests``: cancels that arrived before their order was placed (the cancel and the
-  approval travel on different streams): the order is then never sent.
+  approval travel on different streams): the order is then never sent, and the request removed.
 - ``paper_books``: the paper venue's books per account, so that a restart keeps balances,
   positions and resting orders.
 
@@ -21,7 +21,18 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, insert, select, update
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -282,6 +293,11 @@ async def cancel_reason(session: AsyncSession, order_id: str) -> str | None:
     """Why the order was canceled before it was placed, or None if it was not."""
     query = select(cancel_requests.c.reason).where(cancel_requests.c.order_id == order_id)
     return await session.scalar(query)
+
+
+async def remove_cancel_request(session: AsyncSession, order_id: str) -> None:
+    """Forget a cancel request once its order is withdrawn (the submission remembers it)."""
+    await session.execute(delete(cancel_requests).where(cancel_requests.c.order_id == order_id))
 
 
 # -- paper books ------------------------------------------------------------------------------

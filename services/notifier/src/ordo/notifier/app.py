@@ -1,4 +1,6 @@
-"""Wiring of the notifier: subscriptions, channels and the dispatcher."""
+"""Wiring of the notifier: subscriptions, channels, the dispatcher and its pruning."""
+
+from datetime import timedelta
 
 import httpx
 
@@ -13,11 +15,14 @@ from ordo.notifier.config import NotifierSettings
 from ordo.notifier.dispatcher import Dispatcher
 from ordo.notifier.handlers import Notifications
 
+PRUNE_INTERVAL_SECONDS = 3600.0
+
 
 def build(settings: NotifierSettings | None = None, *, telemetry: bool = True) -> ServiceKit:
     settings = settings or NotifierSettings()
     kit = ServiceKit(settings, metadata=store.metadata, tables=store.messaging, telemetry=telemetry)
-    client = httpx.AsyncClient(timeout=10.0)
+    # Each channel sets its own timeout on its calls.
+    client = httpx.AsyncClient()
     channels = configured_channels(settings, client)
     notifications = Notifications(tuple(channels), settings.routes)
 
@@ -36,8 +41,13 @@ def build(settings: NotifierSettings | None = None, *, telemetry: bool = True) -
     )
 
     dispatcher = Dispatcher(
-        kit.db, channels, kit.breakers, max_attempts=settings.max_delivery_attempts
+        kit.db,
+        channels,
+        kit.breakers,
+        give_up_after=timedelta(hours=settings.give_up_after_hours),
+        retention=timedelta(hours=settings.delivery_retention_hours),
     )
     kit.every("dispatcher", settings.dispatch_interval_seconds, dispatcher.dispatch_due)
+    kit.every("prune-deliveries", PRUNE_INTERVAL_SECONDS, dispatcher.prune_history)
     kit.on_stop(client.aclose)
     return kit

@@ -1,6 +1,7 @@
 """What is worth telling people, and how it reads on a phone. Pure: no I/O."""
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
 from ordo.contracts.enums import BreakerState, ExecutionStatus, Severity, TradingState
@@ -26,7 +27,18 @@ class Notification:
 
     @property
     def text(self) -> str:
-        return f"{self.title}\n{self.body}"
+        return f"{self.title}\n{self.body}" if self.body else self.title
+
+
+def amount(value: Decimal) -> str:
+    """A decimal as people write it: never an exponent (``5E-8``), no trailing zeros.
+
+    Plain string work, not ``normalize()``, which would round past 28 digits.
+    """
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 def for_execution_report(report: ExecutionReport) -> Notification | None:
@@ -42,10 +54,14 @@ def for_execution_report(report: ExecutionReport) -> Notification | None:
     return Notification(
         kind=EventKind.FILL,
         severity=Severity.INFO,
-        title=f"{verb}: {report.side.value.upper()} {fill.quantity} {report.symbol} @ {fill.price}",
+        title=(
+            f"{verb}: {report.side.value.upper()} {amount(fill.quantity)} {report.symbol} "
+            f"@ {amount(fill.price)}"
+        ),
         body=(
             f"account {report.account} · {report.venue} · order {report.order_id}\n"
-            f"fee {fill.fee} {fill.fee_currency} · filled {report.cumulative_quantity}{origin}"
+            f"fee {amount(fill.fee)} {fill.fee_currency} · "
+            f"filled {amount(report.cumulative_quantity)}{origin}"
         ),
     )
 
@@ -83,10 +99,17 @@ def for_venue_status(changed: VenueStatusChanged) -> Notification:
 
 
 def for_discrepancy(found: DiscrepancyFound) -> Notification:
+    where = f"{found.account}/{found.venue}" + (f" {found.symbol}" if found.symbol else "")
+    values = " · ".join(
+        f"{side} {amount(value)}"
+        for side, value in (("venue", found.venue_value), ("OMS", found.oms_value))
+        if value is not None
+    )
     return Notification(
         kind=EventKind.DISCREPANCY,
         severity=found.severity,
-        title=f"Reconciliation {found.severity.value}: {found.kind.value} "
-        f"({found.account}/{found.venue}{' ' + found.symbol if found.symbol else ''})",
-        body=f"venue {found.venue_value} · OMS {found.oms_value}\n{found.detail}",
+        title=(
+            f"Reconciliation {found.severity.value}: {found.kind.value.replace('_', ' ')} ({where})"
+        ),
+        body="\n".join(line for line in (values, found.detail) if line),
     )

@@ -1,9 +1,25 @@
-"""The notifier's store: the delivery log (one row per notification and channel)."""
+"""The notifier's store: the delivery log (one row per notification and channel).
+
+Replicas share the log: a dispatcher claims a row (moves its ``next_attempt_at`` past the
+claim's end) before it sends, so that no two send the same row. The log is bounded: sent and
+given-up rows are pruned after a retention.
+"""
 
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint, select, update
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +35,7 @@ messaging = messaging_tables(metadata)
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
-    FAILED = "failed"  # gave up after the configured attempts
+    FAILED = "failed"  # given up: refused by the channel, or still failing at the deadline
 
 
 deliveries = Table(
@@ -68,17 +84,34 @@ async def enqueue(
     await session.execute(insert(deliveries).values(rows).on_conflict_do_nothing())
 
 
-async def due(session: AsyncSession, limit: int = 100) -> list[dict[str, object]]:
+async def due(session: AsyncSession, now: datetime, limit: int = 100) -> list[dict[str, object]]:
     query = (
         select(deliveries)
         .where(
             deliveries.c.status == DeliveryStatus.PENDING.value,
-            deliveries.c.next_attempt_at <= utc_now(),
+            deliveries.c.next_attempt_at <= now,
         )
         .order_by(deliveries.c.id)
         .limit(limit)
     )
     return [dict(row._mapping) for row in (await session.execute(query)).all()]
+
+
+async def claim(session: AsyncSession, delivery_id: int, now: datetime, until: datetime) -> bool:
+    """Take a due delivery for sending; False when another dispatcher took it first.
+
+    The claim ends at ``until``: a dispatcher that dies while sending leaves the row due again.
+    """
+    claimed = await session.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id == delivery_id,
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at <= now,
+        )
+        .values(next_attempt_at=until)
+    )
+    return int(getattr(claimed, "rowcount", 0) or 0) == 1
 
 
 async def mark_sent(session: AsyncSession, delivery_id: int) -> None:
@@ -113,6 +146,17 @@ async def mark_failed_attempt(
             next_attempt_at=retry_at,
         )
     )
+
+
+async def prune(session: AsyncSession, created_before: datetime) -> int:
+    """Forget sent and given-up deliveries of events older than ``created_before``; how many."""
+    pruned = await session.execute(
+        delete(deliveries).where(
+            deliveries.c.status.in_((DeliveryStatus.SENT.value, DeliveryStatus.FAILED.value)),
+            deliveries.c.created_at < created_before,
+        )
+    )
+    return int(getattr(pruned, "rowcount", 0) or 0)
 
 
 def retry_delay(attempts: int) -> timedelta:

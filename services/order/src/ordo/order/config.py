@@ -12,15 +12,20 @@ from ordo.order.domain import MarketRules
 
 Positive = Annotated[Decimal_, Field(gt=0)]
 NonNegative = Annotated[Decimal_, Field(ge=0)]
+Fraction = Annotated[Decimal_, Field(ge=0, lt=1)]
 
 
 class MarketRulesSettings(Section):
-    """One symbol's precision and minimums at one venue (Decimals as strings in the YAML)."""
+    """One symbol's precision, minimums and entry costs at one venue (Decimals as strings)."""
 
     tick_size: Positive
     step_size: Positive
     min_quantity: NonNegative = Decimal(0)
     min_notional: NonNegative = Decimal(0)
+    # Fractions of the price (0.001 is 0.1 %). An entry sized in quote currency leaves room for
+    # them, so that the order plus its costs stays inside the amount the signal gave.
+    taker_fee_rate: Fraction = Decimal(0)
+    expected_slippage: Fraction = Decimal(0)
 
     @property
     def rules(self) -> MarketRules:
@@ -29,6 +34,8 @@ class MarketRulesSettings(Section):
             step_size=self.step_size,
             min_quantity=self.min_quantity,
             min_notional=self.min_notional,
+            taker_fee_rate=self.taker_fee_rate,
+            expected_slippage=self.expected_slippage,
         )
 
 
@@ -38,6 +45,7 @@ def _paper_market(step_size: str) -> MarketRulesSettings:
         step_size=Decimal(step_size),
         min_quantity=Decimal(0),  # any quantity on the step is at least one step
         min_notional=Decimal(5),
+        taker_fee_rate=Decimal("0.001"),  # the paper venue's default taker fee
     )
 
 

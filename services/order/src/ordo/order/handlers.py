@@ -130,16 +130,23 @@ class OrderManagement:
         }
         with tracer.start_as_current_span("oms.plan", attributes=attributes) as span:
             rules = self._rules_for(request)
-            position = await repos.positions.get(
-                request.account, request.strategy, request.venue, request.symbol
-            )
+            key = (request.account, request.strategy, request.venue, request.symbol)
+            position = await repos.positions.get(*key)
+            working = await repos.orders.working_orders_of(*key)
             # The order id is the client order id the venue sees, so it must never change for
             # an order nor be made twice for a signal. A fresh uuid7 is enough for that here:
             # the ids are stored in this transaction together with the inbox id of this message
             # (a redelivery is refused by the inbox) and the signal's outcome row (the same
             # signal in another message is refused by its key), so no second order can come of
             # this signal; every later step reuses the stored id.
-            specs = plan_orders(signal, position, rules, new_order_id=new_message_id)
+            specs = plan_orders(
+                signal, position, rules, new_order_id=new_message_id, working=working
+            )
+            if position is not None and not position.is_flat:
+                # The orders are sized to this version of the open position and its working
+                # exits: a concurrent plan or fill on it must not size a second close (or
+                # reverse) from the same.
+                await repos.positions.claim(position)
             order_ids = [spec.order_id for spec in specs]
             ids: str | list[str] = order_ids[0] if len(order_ids) == 1 else order_ids
             span.set_attributes({"ordo.order_id": ids, "ordo.client_order_id": ids})
@@ -301,13 +308,20 @@ class OrderManagement:
             # and the venue only sees orders the risk gate approved from a proposal. An unknown
             # client order id is an order we never made (placed by hand at the venue, or by
             # another system); adopting or cancelling it is reconciliation's job, and retrying
-            # here would only end in the dead-letter stream.
+            # here would not help. Its status is news to nobody; its fill is money that moved
+            # on the account, and must not vanish with an acknowledgement: it goes to the
+            # dead-letter stream, kept for an operator to replay once the order is adopted.
+            if report.fill is not None:
+                raise PoisonMessage(
+                    f"fill {report.fill.fill_id} ({report.fill.quantity} {report.symbol} @ "
+                    f"{report.fill.price}) reported for unknown order {report.order_id} "
+                    f"(venue order {report.venue_order_id}) at {report.account}/{report.venue}"
+                )
             log.error(
                 "execution report for an unknown order; ignored",
                 order_id=report.order_id,
                 venue_order_id=report.venue_order_id,
                 status=report.status.value,
-                has_fill=report.fill is not None,
             )
             return
         _annotate(signal_id=order.signal_id)

@@ -80,6 +80,15 @@ orders = Table(
 )
 Index("ix_orders_account_created", orders.c.account, orders.c.created_at)
 Index("ix_orders_created", orders.c.created_at)
+# The working orders of one position, which planning reads for every signal.
+Index(
+    "ix_orders_position_status",
+    orders.c.account,
+    orders.c.strategy,
+    orders.c.venue,
+    orders.c.symbol,
+    orders.c.status,
+)
 
 # The fills applied to each order: the order's memory of which fill ids it has seen. The key is
 # (order_id, fill_id), as in the domain: a fill id is unique per venue at best (the paper venue
@@ -161,6 +170,8 @@ def _changed_rows(result: Any) -> int:
 
 
 # --- orders -----------------------------------------------------------------------------------
+
+_UNFINISHED = [status.value for status in OrderStatus if not status.is_terminal]
 
 
 def _order_values(order: Order) -> dict[str, Any]:
@@ -254,6 +265,28 @@ class OrderRepository:
         order = _order_from(row, fills)
         self._loaded_versions[order_id] = order.version
         return order
+
+    async def working_orders_of(
+        self, account: str, strategy: str, venue: str, symbol: str
+    ) -> list[Order]:
+        """The orders of one position that are not finished (and so may still fill)."""
+        query = (
+            select(orders.c.order_id)
+            .where(
+                orders.c.account == account,
+                orders.c.strategy == strategy,
+                orders.c.venue == venue,
+                orders.c.symbol == symbol,
+                orders.c.status.in_(_UNFINISHED),
+            )
+            .order_by(orders.c.created_at, orders.c.order_id)
+        )
+        found = []
+        for order_id in (await self._session.scalars(query)).all():
+            order = await self.get(order_id)
+            if order is not None:
+                found.append(order)
+        return found
 
     async def save(self, order: Order) -> None:
         """Insert a new order, or update a loaded one if nobody changed it in between."""
@@ -416,6 +449,13 @@ class PositionRepository:
         elif position.version != loaded:
             await self._update(position, loaded)
         self._loaded_versions[key] = position.version
+
+    async def claim(self, position: Position) -> None:
+        """Stake a decision on the loaded ``position`` (an exit sized to it and its working
+        orders): of two units of work that decide on, or change, the same version of it, one
+        raises :class:`ConcurrentUpdate` and runs again on what the other did."""
+        position.version += 1
+        await self.save(position)
 
     async def _insert(self, position: Position) -> None:
         account, strategy, venue, symbol = _position_key(position)

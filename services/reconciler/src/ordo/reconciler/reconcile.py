@@ -3,18 +3,17 @@
 The reconciler consumes no subject: a periodic job drives it. For each configured account it asks
 execution for the venue's snapshot and the OMS for its positions (request/reply), compares them
 with the pure domain, and stores the run together with its events in one unit of work, so a run is
-announced if and only if it is recorded. A side that cannot be asked makes a FAILED run, which is
-recorded and announced like any other: silence would look like a clean account.
+announced if and only if it is recorded. A side that cannot be asked, or a comparison that fails,
+makes a FAILED run, which is recorded and announced like any other: silence would look like a
+clean account.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from nats.errors import Error as NatsError
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
-from pydantic import ValidationError
 from structlog.contextvars import bound_contextvars
 
 from ordo.contracts.enums import ReconciliationOutcome
@@ -24,7 +23,6 @@ from ordo.contracts.orders import PositionView
 from ordo.contracts.queries import PositionsView, QueryPositions
 from ordo.contracts.reconciliation import DiscrepancyFound, ReconciliationCompleted
 from ordo.contracts.types import utc_now
-from ordo.kit.breaker import CircuitOpenError
 from ordo.kit.logs import get_logger
 from ordo.kit.outbox import Outbox
 from ordo.reconciler import store
@@ -44,10 +42,6 @@ tracer = trace.get_tracer(__name__)
 
 SnapshotRequest = Callable[[RequestVenueSnapshot], Awaitable[VenueSnapshot]]
 PositionsRequest = Callable[[QueryPositions], Awaitable[PositionsView]]
-
-# How asking another service fails: no answer in time, the NATS breaker open, NATS itself (no
-# responders, connection lost), or an answer that does not decode as the expected reply.
-REQUEST_FAILURES = (TimeoutError, CircuitOpenError, NatsError, ValidationError)
 
 
 class SideUnavailable(Exception):
@@ -108,19 +102,15 @@ class Reconciler:
             found: list[Discrepancy] = []
             try:
                 snapshot, oms = await self._ask_both_sides(target, run_id)
-            except SideUnavailable as failure:
-                span.record_exception(failure)
-                span.set_status(Status(StatusCode.ERROR, str(failure)))
-                run = self._run(target, run_id, started_at, error=str(failure))
-            else:
                 found = compare_positions(snapshot, oms, self._tolerances)
-                run = self._run(
-                    target,
-                    run_id,
-                    started_at,
-                    found=found,
-                    compared=positions_compared(snapshot, oms),
-                )
+                compared = positions_compared(snapshot, oms)
+            except Exception as failure:
+                error = _failure_reason(failure)
+                span.record_exception(failure)
+                span.set_status(Status(StatusCode.ERROR, error))
+                run = self._run(target, run_id, started_at, error=error)
+            else:
+                run = self._run(target, run_id, started_at, found=found, compared=compared)
             span.set_attribute("ordo.outcome", run.outcome.value)
             await self._record(run, found)
             _log_run(run)
@@ -203,10 +193,20 @@ class Reconciler:
 
 
 async def _ask(what: str, request: Awaitable[T]) -> T:
+    # Whatever the failure (a timeout, an open breaker, NATS, Redis behind the breaker, a reply
+    # that does not decode), this side cannot be compared.
     try:
         return await request
-    except REQUEST_FAILURES as exc:
+    except Exception as exc:
         raise SideUnavailable(f"asking for {what} failed: {_describe(exc)}") from exc
+
+
+def _failure_reason(failure: Exception) -> str:
+    if isinstance(failure, SideUnavailable):
+        return str(failure)
+    # Not a side: the comparison itself. A bug, but the run must still say it did not compare.
+    log.exception("reconciliation could not compare the positions")
+    return f"comparing the positions failed: {_describe(failure)}"
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,8 +1,11 @@
-"""Wiring of the risk gate: its consumers, on the kit."""
+"""Wiring of the risk gate: its consumers and the audit pruner, on the kit."""
+
+from datetime import timedelta
 
 from ordo.contracts.orders import OrderProposed, OrderUpdated, PositionChanged
 from ordo.contracts.risk import SetTradingState
 from ordo.contracts.subjects import Subject
+from ordo.contracts.types import utc_now
 from ordo.kit.logs import get_logger
 from ordo.kit.service import ServiceKit
 from ordo.risk import store
@@ -10,6 +13,8 @@ from ordo.risk.config import RiskSettings
 from ordo.risk.handlers import RiskHandlers
 
 log = get_logger(__name__)
+
+AUDIT_PRUNE_INTERVAL_SECONDS = 3600.0
 
 
 def build(settings: RiskSettings | None = None, *, telemetry: bool = True) -> ServiceKit:
@@ -25,5 +30,14 @@ def build(settings: RiskSettings | None = None, *, telemetry: bool = True) -> Se
     async def announce_limits() -> None:
         log.info("risk limits loaded", limits=settings.limits.model_dump(mode="json"))
 
+    async def prune_audit() -> None:
+        older_than = utc_now() - timedelta(days=settings.audit_retention_days)
+        async with kit.db.session() as session:
+            pruned = await store.prune_audit(session, older_than)
+            await session.commit()
+        if pruned:
+            log.info("old audit rows pruned", count=pruned, older_than=older_than.isoformat())
+
     kit.on_start(announce_limits)
+    kit.every("audit-pruner", AUDIT_PRUNE_INTERVAL_SECONDS, prune_audit)
     return kit

@@ -7,7 +7,7 @@ limit stops the service with a message that names the field.
 
 from typing import Any, ClassVar
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from ordo.kit.settings import ServiceSettings
 from ordo.risk.domain.limits import AccountLimits
@@ -17,6 +17,13 @@ class RiskSettings(ServiceSettings):
     service_name: ClassVar[str] = "risk"
 
     limits: AccountLimits
+    # The decisions also recognise a proposal sent again, so they outlive any redelivery (the
+    # streams keep a message for a week) by a wide margin.
+    audit_retention_days: float = Field(
+        default=365.0,
+        ge=30,
+        description="Decisions and trading-state changes older than this are pruned",
+    )
 
     @model_validator(mode="before")
     @classmethod

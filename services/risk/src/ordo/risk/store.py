@@ -507,7 +507,11 @@ async def record_decision(session: AsyncSession, record: DecisionRecord) -> None
 
 
 def exposure_snapshot(exposure: Exposure) -> dict[str, Any]:
-    """The exposure as JSON: Decimals as strings, so the audit keeps them exact."""
+    """The exposure as JSON: Decimals as strings, so the audit keeps them exact.
+
+    Flat positions are left out: they count towards no limit, and since the projection keeps every
+    position the account ever held, each decision row would otherwise grow with that history.
+    """
     return {
         "account": exposure.account,
         "positions": [
@@ -520,6 +524,7 @@ def exposure_snapshot(exposure: Exposure) -> dict[str, Any]:
                 "version": held.version,
             }
             for key, held in sorted(exposure.positions().items())
+            if held.quantity != 0
         ],
         "reservations": [
             {
@@ -535,6 +540,31 @@ def exposure_snapshot(exposure: Exposure) -> dict[str, Any]:
             for reservation in exposure.reservations()
         ],
     }
+
+
+async def prune_audit(session: AsyncSession, older_than: datetime) -> int:
+    """Forget decisions and state changes made before ``older_than``; returns how many rows.
+
+    Account by account, so that the deletes use the (account, time) indexes.
+    """
+    accounts = (await session.execute(select(trading_states.c.account))).scalars().all()
+    removed = 0
+    for account in accounts:
+        removed += _rowcount(
+            await session.execute(
+                delete(decisions).where(
+                    decisions.c.account == account, decisions.c.decided_at < older_than
+                )
+            )
+        )
+        removed += _rowcount(
+            await session.execute(
+                delete(state_changes).where(
+                    state_changes.c.account == account, state_changes.c.at < older_than
+                )
+            )
+        )
+    return removed
 
 
 def _text(value: Decimal | None) -> str | None:

@@ -39,7 +39,12 @@ class SignalSettings(ServiceSettings):
     )
     max_body_bytes: int = Field(default=MAX_ALERT_BYTES, ge=64, le=MAX_ALERT_BYTES)
     dedupe_window_seconds: int = Field(default=86_400, ge=1)
-    rate_limit_per_minute: int = Field(default=600, ge=1, description="Per client address")
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=1,
+        description="Calls per client address (IPv6: per /64); also the rejection records per "
+        "minute that all callers without credentials share",
+    )
     rejection_retention_days: float = Field(default=30.0, gt=0)
 
     @field_validator("markets")

@@ -23,6 +23,8 @@ WINDOW_SECONDS = 60
 _KEY_PREFIX = "ordo:signal"
 # A fixed-window counter per client must not grow without bound when addresses are many.
 MAX_TRACKED_CLIENTS = 100_000
+# The network an IPv6 client is counted by: what one site or host is usually given.
+IPV6_CLIENT_PREFIX = 64
 
 
 class AddressAllowList:
@@ -41,6 +43,23 @@ class AddressAllowList:
         except ValueError:
             return False
         return any(ip in network for network in self._networks)
+
+
+def rate_limit_client(address: str | None) -> str:
+    """Whose budget a call from ``address`` spends: the address, or its /64 network for IPv6.
+
+    One IPv6 host holds a whole /64 (2^64 addresses): counted per address, it would never reach
+    its limit, and it could fill the in-process counter so that every new client is refused.
+    """
+    if address is None:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(ip)
 
 
 class RateLimiter(Protocol):
@@ -117,30 +136,37 @@ def _seconds_left(now: float) -> int:
 
 
 class DedupeCache(Protocol):
-    async def holder(self, dedupe_key: str) -> str | None:
-        """The signal id that holds ``dedupe_key``, if known."""
+    async def holder(self, dedupe_key: str, fingerprint: str) -> str | None:
+        """The signal id that holds ``dedupe_key`` with this content ``fingerprint``, if known.
+
+        None when the key is unknown here or holds another signal: the database then decides.
+        """
         ...
 
-    async def remember(self, dedupe_key: str, signal_id: str, ttl_seconds: int) -> None: ...
+    async def remember(
+        self, dedupe_key: str, signal_id: str, fingerprint: str, ttl_seconds: int
+    ) -> None: ...
 
 
 class NoDedupeCache:
     """Without Redis: the database alone recognises repeats."""
 
-    async def holder(self, dedupe_key: str) -> str | None:
+    async def holder(self, dedupe_key: str, fingerprint: str) -> str | None:
         return None
 
-    async def remember(self, dedupe_key: str, signal_id: str, ttl_seconds: int) -> None:
+    async def remember(
+        self, dedupe_key: str, signal_id: str, fingerprint: str, ttl_seconds: int
+    ) -> None:
         return None
 
 
 class RedisDedupeCache:
-    """Dedupe key → signal id, kept for what remains of the dedupe window."""
+    """Dedupe key → signal id and fingerprint, kept for what remains of the dedupe window."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def holder(self, dedupe_key: str) -> str | None:
+    async def holder(self, dedupe_key: str, fingerprint: str) -> str | None:
         try:
             value = await self._redis.get(self._key(dedupe_key))
         except (RedisError, OSError) as error:
@@ -148,14 +174,20 @@ class RedisDedupeCache:
             return None
         if value is None:
             return None
-        return value.decode() if isinstance(value, bytes) else str(value)
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        signal_id, _, cached_fingerprint = text.partition(" ")
+        return signal_id if cached_fingerprint == fingerprint else None
 
-    async def remember(self, dedupe_key: str, signal_id: str, ttl_seconds: int) -> None:
+    async def remember(
+        self, dedupe_key: str, signal_id: str, fingerprint: str, ttl_seconds: int
+    ) -> None:
         if ttl_seconds <= 0:
             return
         try:
             # NX: the first signal to hold the key stays in the cache; the database agrees.
-            await self._redis.set(self._key(dedupe_key), signal_id, nx=True, ex=ttl_seconds)
+            await self._redis.set(
+                self._key(dedupe_key), f"{signal_id} {fingerprint}", nx=True, ex=ttl_seconds
+            )
         except (RedisError, OSError) as error:
             log.warning("dedupe cache not updated", error=repr(error))
 

@@ -21,20 +21,20 @@ def submit_signal_handler(
     """The consumer of ``signal.submit.v1``."""
 
     async def submit_signal(message: SubmitSignal, tx: Transaction) -> None:
+        raw_body = message.to_json().decode()
         try:
-            request = normalise_signal(message.signal, markets)
-        except SignalError as error:
-            refusal = Refusal.of(error, message.source, raw_body=message.to_json().decode())
+            incoming = Incoming(
+                source=message.source,
+                dedupe_key=request_dedupe_key(message.source, message.idempotency_key),
+                request=normalise_signal(message.signal, markets),
+                raw_body=raw_body,
+            )
+            recorded = await intake.record(tx, incoming, cause=message)
+        except SignalError as error:  # invalid, or its key already names another signal
+            refusal = Refusal.of(error, message.source, raw_body=raw_body)
             rejection_id = await intake.reject(tx, refusal, cause=message)
             trace.get_current_span().set_attribute("ordo.signal_id", rejection_id)
             return
-        incoming = Incoming(
-            source=message.source,
-            dedupe_key=request_dedupe_key(message.source, message.idempotency_key),
-            request=request,
-            raw_body=message.to_json().decode(),
-        )
-        recorded = await intake.record(tx, incoming, cause=message)
         trace.get_current_span().set_attribute("ordo.signal_id", recorded.signal_id)
 
     return submit_signal

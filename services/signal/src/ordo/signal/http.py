@@ -1,11 +1,13 @@
 """The HTTP intake: TradingView webhooks and the authenticated signal API (OpenAPI at /docs).
 
-Every call passes the same gates, cheapest first: the rate limit per client address (429), the
-address allow-list (403), the credentials (401), the body size, checked before anything parses
-the body (413), then the domain's validation (422 naming the field and the reason). A refusal
-leaves nothing behind but a rejection record. An accepted signal answers 202 with its id; a
-repeat of one answers 200 with the FIRST signal's id and ``"duplicate": true``, and creates
-nothing new (200, not 202: nothing was accepted this time).
+Every call passes the same gates, cheapest first: the address allow-list (403), the rate limit
+per client (429), the credentials (401), the body size, checked before anything parses the body
+(413), then the domain's validation (422 naming the field and the reason). A refusal leaves
+nothing behind but a rejection record; the refusals of callers who proved no credential keep no
+body and share one budget of records per minute, so that a flood from many addresses does not
+become a flood of rows. An accepted signal answers 202 with its id; a repeat of one answers 200
+with the FIRST signal's id and ``"duplicate": true``, and creates nothing new (200, not 202:
+nothing was accepted this time); a different signal under a key already in use answers 409.
 """
 
 from dataclasses import replace
@@ -23,26 +25,32 @@ from ordo.contracts.signals import SignalRequest
 from ordo.signal.config import SignalSettings
 from ordo.signal.domain import (
     AlertError,
+    KeyReused,
     SignalApiRequest,
     SignalError,
     TradingViewAlert,
+    alert_from_fields,
+    alert_secret,
     alert_venue,
     dedupe_key,
+    dedupe_key_field,
     hmac_signature_valid,
     normalise_signal,
-    parse_alert,
     parse_api_request,
+    read_alert_fields,
     redact,
     request_dedupe_key,
     secret_matches,
     to_signal_request,
     venue_markets,
 )
-from ordo.signal.guards import AddressAllowList, RateLimiter
+from ordo.signal.guards import AddressAllowList, RateLimiter, rate_limit_client
 from ordo.signal.intake import Incoming, Intake, Refusal, RejectionReason
 from ordo.signal.store import DedupeContention
 
 SIGNATURE_HEADER = "X-Ordo-Signature"
+# The rate limiter's budget that every caller without credentials shares for its refusal records.
+UNAUTHENTICATED_REFUSALS = "unauthenticated-refusals"
 TITLE = "Ordo signal intake"
 DESCRIPTION = """\
 Signals in: TradingView strategy alerts (`POST /v1/webhooks/tradingview`, the shared secret in
@@ -52,8 +60,10 @@ the body) and the signal API (`POST /v1/signals`, a bearer token).
   the signal id as its correlation id.
 * **200** `{"signal_id": <the first one>, "duplicate": true}`: a repeat of an alert (or of an
   idempotency key) within the dedupe window; nothing new is recorded or published.
-* **401** bad secret, token or signature; **403** address not allowed; **413** body too large;
-  **422** `{"detail": [{"field": ..., "reason": ...}]}`; **429** too many calls (`Retry-After`).
+* **401** bad secret, token or signature (nothing else is checked before the secret);
+  **403** address not allowed; **409** the idempotency key (or alert id) already names a
+  different signal; **413** body too large; **422** `{"detail": [{"field": ..., "reason": ...}]}`;
+  **429** too many calls (`Retry-After`).
 """
 
 TEMPLATE_EXAMPLE = {
@@ -107,6 +117,10 @@ class SignalView(BaseModel):
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Invalid secret, token or signature"},
     403: {"model": Problem, "description": "The client address is not allowed"},
+    409: {
+        "model": InvalidInput,
+        "description": "The idempotency key (or alert id) already names a different signal",
+    },
     413: {"model": Problem, "description": "The body is larger than max_body_bytes"},
     422: {"model": InvalidInput, "description": "Malformed input: the field and the reason"},
     429: {"model": Problem, "description": "Too many calls from this address this minute"},
@@ -128,12 +142,15 @@ class Refused(Exception):
         status: int,
         refusal: Refusal | None,
         *,
+        authenticated: bool,
         detail: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail or (refusal.explanation if refusal else str(status)))
         self.status = status
         self.refusal = refusal
+        # Whether the caller proved the secret or token: only then is its body worth keeping.
+        self.authenticated = authenticated
         self.detail = detail
         self.headers = headers
 
@@ -147,16 +164,18 @@ class Refused(Exception):
         return JSONResponse(content, status_code=self.status, headers=self.headers)
 
 
-def _invalid(error: SignalError, source: SignalSource, raw_body: str) -> Refused:
-    return Refused(422, Refusal.of(error, source, raw_body=raw_body))
-
-
-def _unauthorised(
-    source: SignalSource, reason: RejectionReason, detail: str, raw_body: str | None = None
+def _invalid(
+    error: SignalError, source: SignalSource, raw_body: str | None, *, authenticated: bool
 ) -> Refused:
-    refusal = Refusal(source=source, reason=reason, detail=detail, raw_body=raw_body)
+    status = 409 if isinstance(error, KeyReused) else 422
+    refusal = Refusal.of(error, source, raw_body=raw_body)
+    return Refused(status, refusal, authenticated=authenticated)
+
+
+def _unauthorised(source: SignalSource, reason: RejectionReason, detail: str) -> Refused:
+    refusal = Refusal(source=source, reason=reason, detail=detail)
     challenge = {"WWW-Authenticate": "Bearer"} if reason is RejectionReason.INVALID_TOKEN else None
-    return Refused(401, refusal, detail=detail, headers=challenge)
+    return Refused(401, refusal, authenticated=False, detail=detail, headers=challenge)
 
 
 # -- the intake ---------------------------------------------------------------------------------
@@ -179,11 +198,13 @@ class HttpIntake:
         remote = _client_address(request)
         try:
             await self._admit(remote, source)
-            body = await _read_body(request, self._settings.max_body_bytes, source)
+            body = await _read_body(
+                request, self._settings.max_body_bytes, source, authenticated=False
+            )
             incoming = self._alert(body, request)
         except Refused as refused:
             return await self._turn_away(refused, remote)
-        return await self._accept(incoming)
+        return await self._accept(incoming, remote)
 
     async def submit(
         self, request: Request, credentials: HTTPAuthorizationCredentials | None
@@ -193,11 +214,13 @@ class HttpIntake:
         try:
             await self._admit(remote, source)
             self._authorise(credentials, source)
-            body = await _read_body(request, self._settings.max_body_bytes, source)
+            body = await _read_body(
+                request, self._settings.max_body_bytes, source, authenticated=True
+            )
             incoming = self._api_signal(body)
         except Refused as refused:
             return await self._turn_away(refused, remote)
-        return await self._accept(incoming)
+        return await self._accept(incoming, remote)
 
     async def show(
         self, request: Request, signal_id: str, credentials: HTTPAuthorizationCredentials | None
@@ -222,21 +245,24 @@ class HttpIntake:
 
     # -- steps ---------------------------------------------------------------------------------
     async def _admit(self, remote: str | None, source: SignalSource) -> None:
-        if not await self._limiter.allow(remote or "unknown"):
-            # Not recorded: a flood must not become a flood of rows.
-            raise Refused(
-                429,
-                None,
-                detail="rate limit exceeded",
-                headers={"Retry-After": str(self._limiter.retry_after())},
-            )
+        # The allow-list first: an address that may not call spends no client's budget, nor a
+        # slot of the in-process counter that allowed senders need.
         if not self._allow_list.allows(remote):
             refusal = Refusal(
                 source=source,
                 reason=RejectionReason.FORBIDDEN_ADDRESS,
                 detail=f"address {remote} is not allowed",
             )
-            raise Refused(403, refusal, detail="address not allowed")
+            raise Refused(403, refusal, authenticated=False, detail="address not allowed")
+        if not await self._limiter.allow(rate_limit_client(remote)):
+            # Not recorded: a flood must not become a flood of rows.
+            raise Refused(
+                429,
+                None,
+                authenticated=False,
+                detail="rate limit exceeded",
+                headers={"Retry-After": str(self._limiter.retry_after())},
+            )
 
     def _authorise(
         self, credentials: HTTPAuthorizationCredentials | None, source: SignalSource
@@ -247,35 +273,36 @@ class HttpIntake:
 
     def _alert(self, body: bytes, request: Request) -> Incoming:
         source = SignalSource.TRADINGVIEW
-        text = redact(body.decode("utf-8", errors="replace"), [self._webhook_secret])
         if self._hmac_key is not None and not hmac_signature_valid(
             body, request.headers.get(SIGNATURE_HEADER), self._hmac_key
         ):
-            raise _unauthorised(
-                source, RejectionReason.INVALID_SIGNATURE, "invalid signature", raw_body=text
-            )
+            raise _unauthorised(source, RejectionReason.INVALID_SIGNATURE, "invalid signature")
+        decoded = body.decode("utf-8", errors="replace")
+        text = redact(decoded, [self._webhook_secret])
         try:
-            alert = parse_alert(
-                body,
-                request.headers.get("content-type"),
-                default_account=self._settings.default_account,
-            )
+            fields = read_alert_fields(body, request.headers.get("content-type"))
         except AlertError as error:
-            raise _invalid(error, source, text) from None
-        if not secret_matches(alert.secret, self._webhook_secret):
-            raise _unauthorised(
-                source,
-                RejectionReason.INVALID_SECRET,
-                "invalid secret",
-                raw_body=redact(text, [alert.secret]),
-            )
+            # No secret can be read from it: what is wrong with its syntax tells nothing, but
+            # its body is only worth keeping when it carries the secret.
+            knows_secret = self._webhook_secret in decoded
+            raise _invalid(error, source, text, authenticated=knows_secret) from None
+        # The secret before anything else: a sender without it learns nothing about the alert.
+        if not secret_matches(alert_secret(fields), self._webhook_secret):
+            raise _unauthorised(source, RejectionReason.INVALID_SECRET, "invalid secret")
         try:
+            alert = alert_from_fields(fields, default_account=self._settings.default_account)
             venue = alert_venue(alert, self._settings.default_venue)
             markets = venue_markets(venue, self._settings.markets, field="venue")
             signal = to_signal_request(alert, markets, self._settings.default_venue)
         except SignalError as error:
-            raise _invalid(error, source, text) from None
-        return Incoming(source=source, dedupe_key=dedupe_key(alert), request=signal, raw_body=text)
+            raise _invalid(error, source, text, authenticated=True) from None
+        return Incoming(
+            source=source,
+            dedupe_key=dedupe_key(alert),
+            request=signal,
+            raw_body=text,
+            key_field=dedupe_key_field(alert),
+        )
 
     def _api_signal(self, body: bytes) -> Incoming:
         source = SignalSource.API
@@ -283,8 +310,8 @@ class HttpIntake:
         try:
             submitted = parse_api_request(body)
             signal = normalise_signal(submitted.signal, self._settings.markets)
-        except SignalError as error:
-            raise _invalid(error, source, text) from None
+        except SignalError as error:  # the token was checked before the body was read
+            raise _invalid(error, source, text, authenticated=True) from None
         return Incoming(
             source=source,
             dedupe_key=request_dedupe_key(source, submitted.idempotency_key),
@@ -292,9 +319,12 @@ class HttpIntake:
             raw_body=text,
         )
 
-    async def _accept(self, incoming: Incoming) -> Response:
+    async def _accept(self, incoming: Incoming, remote: str | None) -> Response:
         try:
             recorded = await self._intake.accept(incoming)
+        except KeyReused as error:
+            refused = _invalid(error, incoming.source, incoming.raw_body, authenticated=True)
+            return await self._turn_away(refused, remote)
         except DedupeContention:
             return JSONResponse(
                 {"detail": "busy: try again"}, status_code=503, headers={"Retry-After": "1"}
@@ -306,12 +336,21 @@ class HttpIntake:
         return JSONResponse(answer.model_dump(), status_code=200 if recorded.duplicate else 202)
 
     async def _turn_away(self, refused: Refused, remote: str | None) -> Response:
-        if refused.refusal is not None:
-            await self._intake.refuse(replace(refused.refusal, remote_address=remote))
+        refusal = refused.refusal
+        if refusal is not None and not refused.authenticated:
+            # What a caller without credentials sent is not kept, and all such callers share
+            # one budget of records: the rate limit per client alone would let many addresses
+            # write many rows.
+            within_budget = await self._limiter.allow(UNAUTHENTICATED_REFUSALS)
+            refusal = replace(refusal, raw_body=None) if within_budget else None
+        if refusal is not None:
+            await self._intake.refuse(replace(refusal, remote_address=remote))
         return refused.response()
 
 
-async def _read_body(request: Request, limit: int, source: SignalSource) -> bytes:
+async def _read_body(
+    request: Request, limit: int, source: SignalSource, *, authenticated: bool
+) -> bytes:
     """The body, refused as soon as it is known to exceed ``limit`` bytes (before any parsing)."""
     too_large = Refused(
         413,
@@ -321,6 +360,7 @@ async def _read_body(request: Request, limit: int, source: SignalSource) -> byte
             detail=f"is larger than {limit} bytes",
             field="body",
         ),
+        authenticated=authenticated,
         detail=f"body larger than {limit} bytes",
     )
     declared = request.headers.get("content-length", "")

@@ -22,11 +22,13 @@ from ordo.kit.outbox import Outbox, Transaction
 from ordo.kit.store import Database
 from ordo.signal import store
 from ordo.signal.domain import (
+    KeyReused,
     SignalError,
     UnknownSymbol,
     UnknownVenue,
     UnmappableIntent,
     bounded,
+    fingerprint,
 )
 from ordo.signal.guards import DedupeCache
 
@@ -47,12 +49,14 @@ class RejectionReason(StrEnum):
     INVALID_SIGNATURE = "invalid_signature"
     FORBIDDEN_ADDRESS = "forbidden_address"
     BODY_TOO_LARGE = "body_too_large"
+    KEY_REUSED = "key_reused"  # the dedupe key already names a different signal
 
 
 _REASONS: dict[type[SignalError], RejectionReason] = {
     UnknownSymbol: RejectionReason.UNKNOWN_SYMBOL,
     UnknownVenue: RejectionReason.UNKNOWN_VENUE,
     UnmappableIntent: RejectionReason.UNMAPPABLE_INTENT,
+    KeyReused: RejectionReason.KEY_REUSED,
 }
 
 
@@ -72,6 +76,7 @@ class Incoming:
     dedupe_key: str
     request: SignalRequest
     raw_body: str | None = None
+    key_field: str = "idempotency_key"  # what the dedupe key stands for, named in a conflict
 
 
 @dataclass(frozen=True)
@@ -129,8 +134,12 @@ class Intake:
 
     # -- HTTP ----------------------------------------------------------------------------------
     async def accept(self, incoming: Incoming) -> Recorded:
-        """Record ``incoming`` in its own transaction, or name the signal it repeats."""
-        cached = await self._cache.holder(incoming.dedupe_key)
+        """Record ``incoming`` in its own transaction, or name the signal it repeats.
+
+        Raises :class:`KeyReused` when its dedupe key already names a different signal.
+        """
+        content = fingerprint(incoming.request)
+        cached = await self._cache.holder(incoming.dedupe_key, content)
         if cached is not None:
             return Recorded(cached, duplicate=True)
         outcome: tuple[Recorded, datetime] | None = None
@@ -149,7 +158,7 @@ class Intake:
             )
         recorded, expires_at = outcome
         ttl = int((expires_at - self._clock()).total_seconds())
-        await self._cache.remember(incoming.dedupe_key, recorded.signal_id, ttl)
+        await self._cache.remember(incoming.dedupe_key, recorded.signal_id, content, ttl)
         return recorded
 
     async def _committed(self, recorded: Recorded) -> bool:
@@ -168,7 +177,7 @@ class Intake:
 
     # -- NATS ----------------------------------------------------------------------------------
     async def record(self, tx: Transaction, incoming: Incoming, cause: Message) -> Recorded:
-        """Record ``incoming`` in the consumer's transaction ``tx``."""
+        """Record ``incoming`` in the consumer's transaction ``tx``; raises :class:`KeyReused`."""
         recorded, _ = await self._record(tx, incoming, cause=cause)
         return recorded
 
@@ -218,6 +227,12 @@ class Intake:
             span.set_attribute("ordo.signal_id", holder.signal_id)
             span.set_attribute("ordo.account", incoming.request.account)
             if holder.signal_id != signal.signal_id:
+                if fingerprint(holder.request) != fingerprint(incoming.request):
+                    raise KeyReused(
+                        incoming.key_field,
+                        f"already names another signal ({holder.signal_id}) within the dedupe "
+                        "window: a retry must repeat that signal, a new signal needs a new key",
+                    )
                 span.set_attribute("ordo.duplicate", True)
                 log.info(
                     "repeated signal ignored",

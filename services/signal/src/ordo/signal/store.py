@@ -80,10 +80,11 @@ class NewSignal:
 
 @dataclass(frozen=True)
 class KeyHolder:
-    """The signal that holds a dedupe key, and until when."""
+    """The signal that holds a dedupe key, until when, and what it asked for."""
 
     signal_id: str
     expires_at: datetime
+    request: SignalRequest
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ async def claim_dedupe_key(session: AsyncSession, signal: NewSignal) -> KeyHolde
     """
     for _ in range(_CLAIM_ATTEMPTS):
         if await _insert_unless_key_taken(session, signal):
-            return KeyHolder(signal.signal_id, signal.dedupe_expires_at)
+            return KeyHolder(signal.signal_id, signal.dedupe_expires_at, signal.request)
         holder = await _active_holder(session, signal.dedupe_key)
         if holder is None:
             continue  # retired by a concurrent intake between our insert and our look-up
@@ -192,12 +193,16 @@ async def _insert_unless_key_taken(session: AsyncSession, signal: NewSignal) -> 
 async def _active_holder(session: AsyncSession, dedupe_key: str) -> KeyHolder | None:
     row = (
         await session.execute(
-            select(signals.c.signal_id, signals.c.dedupe_expires_at).where(
+            select(signals.c.signal_id, signals.c.dedupe_expires_at, signals.c.request).where(
                 signals.c.active_dedupe_key == dedupe_key
             )
         )
     ).first()
-    return None if row is None else KeyHolder(row.signal_id, row.dedupe_expires_at)
+    if row is None:
+        return None
+    return KeyHolder(
+        row.signal_id, row.dedupe_expires_at, SignalRequest.model_validate(row.request)
+    )
 
 
 async def _retire(session: AsyncSession, signal_id: str, dedupe_key: str) -> None:

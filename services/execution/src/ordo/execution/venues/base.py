@@ -7,7 +7,7 @@ because after a timeout on creation the venue order id is unknown.
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Protocol, runtime_checkable
 
 from ordo.contracts.enums import ExecutionStatus, Side
@@ -43,17 +43,15 @@ class MarketRules:
 
     def quantity_violation(self, quantity: Decimal) -> str | None:
         """Why the venue would refuse this quantity, or None if it is acceptable."""
-        if quantity % self.step_size != 0:
-            return f"quantity {quantity} is not a multiple of the step size {self.step_size}"
+        if violation := _off_grid("quantity", quantity, "step size", self.step_size):
+            return violation
         if quantity < self.min_quantity:
             return f"quantity {quantity} is below the minimum quantity {self.min_quantity}"
         return None
 
     def price_violation(self, price: Decimal) -> str | None:
         """Why the venue would refuse this limit price, or None if it is acceptable."""
-        if price % self.tick_size != 0:
-            return f"price {price} is not a multiple of the tick size {self.tick_size}"
-        return None
+        return _off_grid("price", price, "tick size", self.tick_size)
 
     def notional_violation(self, quantity: Decimal, price: Decimal) -> str | None:
         """Why the order's value is too small for the venue, or None if it is large enough."""
@@ -61,6 +59,16 @@ class MarketRules:
         if notional < self.min_notional:
             return f"notional {notional} is below the minimum notional {self.min_notional}"
         return None
+
+
+def _off_grid(what: str, value: Decimal, unit_name: str, unit: Decimal) -> str | None:
+    try:
+        off = value % unit != 0
+    except InvalidOperation:
+        # More whole units than the decimal context's 28 digits: Decimal cannot even take the
+        # remainder. No real order is that large; say so instead of failing like a venue outage.
+        return f"{what} {value} is out of range for the {unit_name} {unit}"
+    return f"{what} {value} is not a multiple of the {unit_name} {unit}" if off else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,18 +5,20 @@ It always returns at least one order, or raises :class:`PlanningError` saying wh
 sensible can be done.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from functools import partial
 
 from ordo.contracts.enums import Intent, OrderType, Side, SizeUnit
 from ordo.contracts.orders import OrderSpec
 from ordo.contracts.signals import SignalAccepted, SignalRequest
 from ordo.order.domain.errors import PlanningError
+from ordo.order.domain.order import Order
 from ordo.order.domain.position import Position
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 
 
 def _to_multiple(value: Decimal, step: Decimal, rounding: str) -> Decimal:
@@ -25,12 +27,19 @@ def _to_multiple(value: Decimal, step: Decimal, rounding: str) -> Decimal:
 
 @dataclass(frozen=True)
 class MarketRules:
-    """A venue's precision and minimums for one symbol."""
+    """A venue's precision and minimums for one symbol, and the costs an entry is sized for.
+
+    ``taker_fee_rate`` and ``expected_slippage`` are fractions (0.001 is 0.1 %): a size given
+    as a quote amount buys only what that amount pays for once the fee is paid and the price
+    has slipped by the expected fraction.
+    """
 
     tick_size: Decimal
     step_size: Decimal
     min_quantity: Decimal = ZERO
     min_notional: Decimal = ZERO
+    taker_fee_rate: Decimal = ZERO
+    expected_slippage: Decimal = ZERO
 
     def __post_init__(self) -> None:
         if self.tick_size <= ZERO or self.step_size <= ZERO:
@@ -43,6 +52,17 @@ class MarketRules:
                 f"minimums cannot be negative, got quantity {self.min_quantity} and "
                 f"notional {self.min_notional}"
             )
+        for name in ("taker_fee_rate", "expected_slippage"):
+            rate = getattr(self, name)
+            if not ZERO <= rate < ONE:
+                raise ValueError(f"{name} is a fraction from 0 up to 1, got {rate}")
+
+    @property
+    def entry_cost_factor(self) -> Decimal:
+        """What one unit bought at the reference price costs, as a multiple of that price."""
+        with localcontext() as context:
+            context.rounding = ROUND_CEILING  # costs round up, never in the budget's favour
+            return (ONE + self.expected_slippage) * (ONE + self.taker_fee_rate)
 
     def floor_quantity(self, quantity: Decimal) -> Decimal:
         """Down to the step: an order never trades more than it was sized for."""
@@ -62,7 +82,21 @@ class _Leg:
     reduce_only: bool = False
 
 
-_Planner = Callable[[SignalRequest, Decimal, MarketRules], list[_Leg]]
+@dataclass(frozen=True)
+class _Holding:
+    """The signed position, and the part of it that working reduce-only orders will close."""
+
+    quantity: Decimal
+    closing: Decimal = ZERO
+    closing_orders: tuple[str, ...] = ()
+
+    @property
+    def open_to_close(self) -> Decimal:
+        """What no working exit is closing yet (never negative)."""
+        return max(abs(self.quantity) - self.closing, ZERO)
+
+
+_Planner = Callable[[SignalRequest, _Holding, MarketRules], list[_Leg]]
 
 
 def plan_orders(
@@ -70,8 +104,14 @@ def plan_orders(
     position: Position | None,
     rules: MarketRules,
     new_order_id: Callable[[], str],
+    *,
+    working: Sequence[Order] = (),
 ) -> list[OrderSpec]:
     """The orders that carry out ``signal`` against the open ``position`` (None when flat).
+
+    ``working`` are the position's orders that may still fill. Reduce-only ones on the closing
+    side are an exit already on its way: a close covers only what they leave open, so that two
+    exit signals do not sell the same position twice.
 
     Every order is a market order priced for notional checks at the signal's reference price;
     closes are reduce-only. A reverse gives two orders, the close first.
@@ -79,16 +119,33 @@ def plan_orders(
     request = signal.signal
     _check_position_is_for(request, position)
     held = position.quantity if position is not None else ZERO
-    legs = _PLANNERS[request.intent](request, held, rules)
+    legs = _PLANNERS[request.intent](request, _holding(held, working), rules)
     return [_spec(request, leg, new_order_id()) for leg in legs]
+
+
+def _holding(held: Decimal, working: Sequence[Order]) -> _Holding:
+    if held == ZERO:
+        return _Holding(held)
+    closing_side = _side_of(held).opposite
+    exits = [
+        order
+        for order in working
+        if order.is_open and order.reduce_only and order.side is closing_side
+    ]
+    return _Holding(
+        held,
+        closing=sum((order.remaining_quantity for order in exits), ZERO),
+        closing_orders=tuple(order.order_id for order in exits),
+    )
 
 
 # --- one planner per intent -----------------------------------------------------------------
 
 
 def _enter(
-    direction: Side, request: SignalRequest, held: Decimal, rules: MarketRules
+    direction: Side, request: SignalRequest, holding: _Holding, rules: MarketRules
 ) -> list[_Leg]:
+    held = holding.quantity
     # Entering against an open opposite position would only net it down: the sender and the
     # OMS disagree about what is open, and guessing which one is right is not our call.
     if held * direction.sign < ZERO:
@@ -96,44 +153,52 @@ def _enter(
             f"{request.intent}: {_describe(held)} is open in {request.symbol}; "
             "send reverse, or exit it first"
         )
-    return [_Leg(direction, _sendable(_requested_quantity(request), request, rules, "entry"))]
+    return [_Leg(direction, _sendable(_entry_quantity(request, rules), request, rules, "entry"))]
 
 
-def _add(request: SignalRequest, held: Decimal, rules: MarketRules) -> list[_Leg]:
-    _require_open(request, held)
-    side = _side_of(held)
-    return [_Leg(side, _sendable(_requested_quantity(request), request, rules, "addition"))]
+def _add(request: SignalRequest, holding: _Holding, rules: MarketRules) -> list[_Leg]:
+    _require_open(request, holding.quantity)
+    side = _side_of(holding.quantity)
+    return [_Leg(side, _sendable(_entry_quantity(request, rules), request, rules, "addition"))]
 
 
-def _reduce(request: SignalRequest, held: Decimal, rules: MarketRules) -> list[_Leg]:
-    _require_open(request, held)
+def _reduce(request: SignalRequest, holding: _Holding, rules: MarketRules) -> list[_Leg]:
+    _require_open(request, holding.quantity)
     if request.size is None:
         raise PlanningError("reduce needs a size; send close_all or an exit to close everything")
-    return [_closing_leg(request, held, rules)]
+    return [_closing_leg(request, holding, rules)]
 
 
-def _exit(direction: Side, request: SignalRequest, held: Decimal, rules: MarketRules) -> list[_Leg]:
+def _exit(
+    direction: Side, request: SignalRequest, holding: _Holding, rules: MarketRules
+) -> list[_Leg]:
+    held = holding.quantity
     if held * direction.sign <= ZERO:
         wanted = "long" if direction is Side.BUY else "short"
         raise PlanningError(
             f"{request.intent}: no {wanted} position is open in {request.symbol} "
             f"({_describe(held)})"
         )
-    return [_closing_leg(request, held, rules)]
+    return [_closing_leg(request, holding, rules)]
 
 
-def _close_all(request: SignalRequest, held: Decimal, rules: MarketRules) -> list[_Leg]:
-    _require_open(request, held)
-    return [_closing_leg(request, held, rules)]
+def _close_all(request: SignalRequest, holding: _Holding, rules: MarketRules) -> list[_Leg]:
+    _require_open(request, holding.quantity)
+    return [_closing_leg(request, holding, rules)]
 
 
-def _reverse(request: SignalRequest, held: Decimal, rules: MarketRules) -> list[_Leg]:
+def _reverse(request: SignalRequest, holding: _Holding, rules: MarketRules) -> list[_Leg]:
+    held = holding.quantity
     _require_open(request, held)
     new_side = _side_of(held).opposite
-    close = _Leg(new_side, _sendable(abs(held), request, rules, "close"), reduce_only=True)
+    legs = []
+    # An exit already working closes its part; the reverse closes only the rest.
+    if holding.open_to_close > ZERO:
+        closing = _sendable(holding.open_to_close, request, rules, "close")
+        legs.append(_Leg(new_side, closing, reduce_only=True))
     # Without a size, the new position mirrors the one it replaces.
-    wanted = abs(held) if request.size is None else _requested_quantity(request)
-    return [close, _Leg(new_side, _sendable(wanted, request, rules, "new position"))]
+    wanted = abs(held) if request.size is None else _entry_quantity(request, rules)
+    return [*legs, _Leg(new_side, _sendable(wanted, request, rules, "new position"))]
 
 
 _PLANNERS: Mapping[Intent, _Planner] = {
@@ -151,15 +216,32 @@ _PLANNERS: Mapping[Intent, _Planner] = {
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _closing_leg(request: SignalRequest, held: Decimal, rules: MarketRules) -> _Leg:
-    """A reduce-only order against the position: the whole of it, or the size asked, capped."""
-    wanted = abs(held) if request.size is None else min(_requested_quantity(request), abs(held))
+def _closing_leg(request: SignalRequest, holding: _Holding, rules: MarketRules) -> _Leg:
+    """A reduce-only order against the position: what no working exit closes yet, or the size
+    asked, capped at that."""
+    closable = holding.open_to_close
+    if closable == ZERO:
+        raise PlanningError(
+            f"{request.intent}: {_describe(holding.quantity)} in {request.symbol} is already "
+            f"closing {holding.closing} by orders {', '.join(holding.closing_orders)}; "
+            "nothing is left to close"
+        )
+    wanted = closable if request.size is None else min(_requested_quantity(request), closable)
     quantity = _sendable(wanted, request, rules, "close")
-    return _Leg(_side_of(held).opposite, quantity, reduce_only=True)
+    return _Leg(_side_of(holding.quantity).opposite, quantity, reduce_only=True)
 
 
-def _requested_quantity(request: SignalRequest) -> Decimal:
-    """The signal's size in units of the base asset, before any rounding."""
+def _entry_quantity(request: SignalRequest, rules: MarketRules) -> Decimal:
+    """The size of new exposure: a quote amount is a budget that also pays the costs."""
+    return _requested_quantity(request, cost_factor=rules.entry_cost_factor)
+
+
+def _requested_quantity(request: SignalRequest, cost_factor: Decimal = ONE) -> Decimal:
+    """The signal's size in units of the base asset, before any rounding.
+
+    A quote size is divided by the reference price times ``cost_factor``, rounded down: the
+    quantity never costs more than the amount the signal gave.
+    """
     size = request.size
     if size is None:
         raise PlanningError(f"{request.intent} needs a size")
@@ -170,7 +252,11 @@ def _requested_quantity(request: SignalRequest) -> Decimal:
             raise PlanningError(
                 "a size in quote currency needs the signal's reference_price to become a quantity"
             )
-        return size.value / request.reference_price
+        with localcontext() as context:
+            context.rounding = ROUND_CEILING
+            unit_cost = request.reference_price * cost_factor
+            context.rounding = ROUND_FLOOR
+            return size.value / unit_cost
     raise PlanningError(f"sizing by {size.unit} is not supported yet")
 
 

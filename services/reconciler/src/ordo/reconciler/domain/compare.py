@@ -9,7 +9,7 @@ A difference that cannot be valued is critical: no price is ever made up to make
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -20,6 +20,9 @@ from ordo.contracts.signals import Name
 from ordo.contracts.types import Decimal_
 
 ZERO = Decimal(0)
+# How a valuation is written in a discrepancy's detail (quote currency; prices of small coins).
+DISPLAY_MONEY = Decimal("0.01")
+DISPLAY_PRICE = Decimal("0.00000001")
 
 
 class InvalidPrice(ValueError):
@@ -129,7 +132,10 @@ def _compare_symbol(
         symbol=symbol,
         venue_value=venue_qty,
         oms_value=oms_qty,
-        detail=f"{_holdings(symbol, venue_qty, oms_qty)}: a difference of {difference}, {valued}",
+        detail=(
+            f"{_holdings(symbol, venue_qty, oms_qty)}: a difference of {_plain(difference)}, "
+            f"{valued}"
+        ),
     )
 
 
@@ -140,15 +146,33 @@ def _grade(
         return Severity.CRITICAL, "with no price to value it"
     value = difference * price
     severity = Severity.CRITICAL if value > critical_notional else Severity.WARNING
-    return severity, f"worth {value} at {price} (critical above {critical_notional})"
+    # The grade uses the exact value; the text rounds it for people (an average entry can carry
+    # 28 digits).
+    return severity, (
+        f"worth {_plain(value, DISPLAY_MONEY)} at {_plain(price, DISPLAY_PRICE)} "
+        f"(critical above {_plain(critical_notional)})"
+    )
 
 
 def _holdings(symbol: str, venue_qty: Decimal, oms_qty: Decimal) -> str:
+    venue, oms = _plain(venue_qty), _plain(oms_qty)
     if oms_qty == 0:
-        return f"the venue holds {venue_qty} {symbol} and the OMS has no position"
+        return f"the venue holds {venue} {symbol} and the OMS has no position"
     if venue_qty == 0:
-        return f"the OMS holds {oms_qty} {symbol} and the venue has no position"
-    return f"the venue holds {venue_qty} {symbol} and the OMS {oms_qty}"
+        return f"the OMS holds {oms} {symbol} and the venue has no position"
+    return f"the venue holds {venue} {symbol} and the OMS {oms}"
+
+
+def _plain(value: Decimal, places: Decimal | None = None) -> str:
+    """A decimal as people read it: never an exponent (``1E-8``), no trailing zeros."""
+    if places is not None:
+        with localcontext() as wide:  # quantize raises past the context's 28 digits
+            wide.prec = 80
+            value = value.quantize(places, rounding=ROUND_HALF_EVEN)
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def _require_positive(prices: Mapping[str, Decimal]) -> None:

@@ -134,11 +134,14 @@ def check_prices(order: OrderSpec, ctx: RiskContext) -> DenialReason | None:
 def check_reference_price(order: OrderSpec, ctx: RiskContext) -> DenialReason | None:
     if valuation_price(order) is not None:
         return None
-    return _deny(
-        DenialCode.MISSING_REFERENCE_PRICE,
-        order,
-        f"a {order.order_type} order needs a reference_price to value its notional",
-    )
+    if order.limit_price is None and order.stop_price is None:
+        message = f"a {order.order_type} order needs a reference_price to value its notional"
+    else:
+        message = (
+            f"a {order.side} {order.order_type} order can fill beyond its own price: it needs a "
+            f"reference_price to value its notional"
+        )
+    return _deny(DenialCode.MISSING_REFERENCE_PRICE, order, message)
 
 
 # -- may the account trade it? ------------------------------------------------------------------

@@ -14,8 +14,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from ordo.contracts.enums import Side
-from ordo.contracts.orders import OrderSpec, OrderView, PositionView
-from ordo.risk.domain.pricing import notional, valuation_price
+from ordo.contracts.orders import OrderSpec, PositionView
 
 ZERO = Decimal(0)
 
@@ -63,11 +62,6 @@ class Reservation:
     def key(self) -> PositionKey:
         return PositionKey(self.order.strategy, self.order.venue, self.order.symbol)
 
-    @property
-    def notional(self) -> Decimal | None:
-        price = valuation_price(self.order)
-        return None if price is None else notional(self.remaining, price)
-
 
 def reduces_exposure(before: Decimal, after: Decimal) -> bool:
     """True when ``after`` is strictly closer to flat than ``before`` without crossing it."""
@@ -87,7 +81,6 @@ class Exposure:
         # Flat positions are kept too: their version stops a late, older view from reviving them.
         self._positions: dict[PositionKey, HeldPosition] = {}
         self._reservations: dict[str, Reservation] = {}
-        self._last_prices: dict[Instrument, Decimal] = {}
 
     @property
     def account(self) -> str:
@@ -97,7 +90,6 @@ class Exposure:
         twin = Exposure(self._account)
         twin._positions = dict(self._positions)
         twin._reservations = dict(self._reservations)
-        twin._last_prices = dict(self._last_prices)
         return twin
 
     # -- updates ---------------------------------------------------------------------------------
@@ -127,36 +119,8 @@ class Exposure:
                 f"order {order.order_id} cannot keep {counted} of its {order.quantity} reserved"
             )
         self._reservations[order.order_id] = Reservation(order, counted)
-        if order.reference_price is not None:
-            self.observe_price(order.venue, order.symbol, order.reference_price)
-
-    def release(self, order_id: str) -> bool:
-        """Stop counting an order; returns False when it was not reserved (already released)."""
-        return self._reservations.pop(order_id, None) is not None
-
-    def apply_order_update(self, view: OrderView) -> bool:
-        """Shrink a reservation to the order's unfilled quantity, or release it once it has ended.
-
-        The filled part is expected to arrive as a position. The reservation only ever shrinks: an
-        update that arrives late, with less filled, does not bring quantity back.
-        """
-        reservation = self._reservations.get(view.order_id)
-        if reservation is None:
-            return False
-        remaining = view.quantity - view.filled_quantity
-        if view.status.is_terminal or remaining <= 0:
-            return self.release(view.order_id)
-        shrunk = min(reservation.remaining, remaining)
-        self._reservations[view.order_id] = Reservation(reservation.order, shrunk)
-        return True
-
-    def observe_price(self, venue: str, symbol: str, price: Decimal) -> None:
-        self._last_prices[Instrument(venue, symbol)] = price
 
     # -- questions -------------------------------------------------------------------------------
-
-    def last_price(self, venue: str, symbol: str) -> Decimal | None:
-        return self._last_prices.get(Instrument(venue, symbol))
 
     def positions(self) -> dict[PositionKey, HeldPosition]:
         return dict(self._positions)
@@ -182,12 +146,6 @@ class Exposure:
                 if reservation.instrument == instrument and reservation.order.side is side
             ),
             ZERO,
-        )
-
-    def reserved_notional(self) -> Decimal:
-        """The quote value of every approved, unfilled order."""
-        return sum(
-            (r.notional for r in self._reservations.values() if r.notional is not None), ZERO
         )
 
     def worst_case_position(self, venue: str, symbol: str, side: Side) -> Decimal:

@@ -58,11 +58,15 @@ class RiskLimits(BaseModel):
 
 
 class AccountLimits(BaseModel):
-    """The default limits and the accounts that override some of them."""
+    """The default limits and the accounts that override some of them.
+
+    ``default`` is required: without it every account left out of ``accounts`` (a new one, a
+    misspelt one) would trade with no limit at all.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    default: RiskLimits = RiskLimits()
+    default: RiskLimits
     accounts: dict[Name, RiskLimits] = {}
 
     def limits_for(self, account: str) -> RiskLimits:

@@ -12,12 +12,15 @@ from ordo.signal.domain.api import (
 )
 from ordo.signal.domain.dedupe import (
     dedupe_key,
+    dedupe_key_field,
+    fingerprint,
     hmac_signature_valid,
     request_dedupe_key,
     secret_matches,
 )
 from ordo.signal.domain.errors import (
     AlertError,
+    KeyReused,
     SignalError,
     UnknownSymbol,
     UnknownVenue,
@@ -29,14 +32,18 @@ from ordo.signal.domain.symbols import normalise_symbol
 from ordo.signal.domain.tradingview import (
     MAX_ALERT_BYTES,
     TradingViewAlert,
+    alert_from_fields,
+    alert_secret,
     alert_venue,
     parse_alert,
+    read_alert_fields,
     to_signal_request,
 )
 
 __all__ = [
     "MAX_ALERT_BYTES",
     "AlertError",
+    "KeyReused",
     "MarketPosition",
     "SignalApiRequest",
     "SignalError",
@@ -44,9 +51,13 @@ __all__ = [
     "UnknownSymbol",
     "UnknownVenue",
     "UnmappableIntent",
+    "alert_from_fields",
+    "alert_secret",
     "alert_venue",
     "bounded",
     "dedupe_key",
+    "dedupe_key_field",
+    "fingerprint",
     "hmac_signature_valid",
     "missing_part",
     "needs_size",
@@ -54,6 +65,7 @@ __all__ = [
     "normalise_symbol",
     "parse_alert",
     "parse_api_request",
+    "read_alert_fields",
     "redact",
     "request_dedupe_key",
     "secret_matches",

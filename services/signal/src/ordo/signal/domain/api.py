@@ -12,7 +12,7 @@ itself, so that a signal reads the same whether it came over HTTP or NATS.
 """
 
 from collections.abc import Collection, Mapping
-from typing import Annotated, Self
+from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -39,7 +39,7 @@ IdempotencyKey = Annotated[
 
 
 class SignalApiRequest(Contract):
-    """A signal sent to the JSON API. Call :meth:`normalised` before acting on it."""
+    """A signal sent to the JSON API. Pass its signal to :func:`normalise_signal` before use."""
 
     idempotency_key: IdempotencyKey
     signal: SignalRequest
@@ -53,14 +53,6 @@ class SignalApiRequest(Contract):
                 _INCOMPLETE, "{field} {reason}", {"field": gap.field, "reason": gap.reason}
             )
         return signal
-
-    def normalised(self, markets: Collection[str]) -> Self:
-        """This request with its symbol as the venue's unified symbol.
-
-        ``markets`` is the market list of ``signal.venue``. Raises
-        :class:`~ordo.signal.domain.errors.UnknownSymbol` (field ``signal.symbol``).
-        """
-        return self.model_copy(update={"signal": _with_unified_symbol(self.signal, markets)})
 
 
 def missing_part(signal: SignalRequest) -> SignalError | None:

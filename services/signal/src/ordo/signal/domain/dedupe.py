@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import Enum
 
 from ordo.contracts.enums import SignalSource
+from ordo.contracts.signals import SignalRequest
 from ordo.signal.domain.tradingview import TradingViewAlert
 
 _SIGNATURE_PREFIX = "sha256="
@@ -42,6 +43,24 @@ def dedupe_key(alert: TradingViewAlert) -> str:
     return "tv-content-" + _digest(alert.model_dump(exclude={"secret"}))
 
 
+def dedupe_key_field(alert: TradingViewAlert) -> str:
+    """The alert field that :func:`dedupe_key` identifies the alert by, to name in a conflict."""
+    if alert.alert_id is not None:
+        return "alert_id"
+    if alert.order_id is not None and alert.timenow is not None:
+        return "order_id"
+    return "body"
+
+
+def fingerprint(signal: SignalRequest) -> str:
+    """A digest of ``signal``'s content: equal for equal signals, however their numbers are spelled.
+
+    Tells a retry (the same signal again under its dedupe key) from a different signal that
+    reuses the key.
+    """
+    return _digest(signal.model_dump())
+
+
 def request_dedupe_key(source: SignalSource, idempotency_key: str) -> str:
     """The identity of a signal sent with the caller's own idempotency key: ``<source>:<key>``.
 
@@ -55,8 +74,14 @@ def secret_matches(given: str | None, expected: str) -> bool:
     """Whether ``given`` is the expected secret, in constant time. An empty secret never matches."""
     if given is None or not expected:
         return False
-    # compare_digest refuses non-ASCII str, so compare the UTF-8 bytes.
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # compare_digest answers at once for inputs of different lengths, which would time the
+    # secret's length: compare digests, always of one length. "surrogatepass": a lone surrogate
+    # from a JSON escape must make a mismatch, not an error.
+    return hmac.compare_digest(_secret_digest(given), _secret_digest(expected))
+
+
+def _secret_digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def hmac_signature_valid(body: bytes, header_value: str | None, key: str) -> bool:
@@ -80,6 +105,10 @@ def _digest(content: dict[str, object]) -> str:
 
 
 def _canonical(value: object) -> object:
+    if isinstance(value, dict):
+        return {name: _canonical(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
     if isinstance(value, Decimal):
         return _canonical_decimal(value)
     if isinstance(value, datetime):

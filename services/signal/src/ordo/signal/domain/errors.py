@@ -28,3 +28,11 @@ class UnknownSymbol(SignalError):
 
 class UnknownVenue(SignalError):
     """A venue that the service has no market list for."""
+
+
+class KeyReused(SignalError):
+    """A dedupe key that already names a different signal within the dedupe window.
+
+    A true repeat (a retry) carries the same signal and is answered as a duplicate; a different
+    signal under the same key is refused, never dropped silently as if it were a repeat.
+    """

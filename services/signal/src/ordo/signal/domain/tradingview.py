@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -123,6 +124,7 @@ PositiveAmount = Annotated[Amount, Field(gt=0)]
 Ticker = Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^\S+$")]
 AlertName = Annotated[Name, BeforeValidator(_text)]
 AlertTime = Annotated[AwareDatetime, BeforeValidator(_refuse_placeholder), AfterValidator(_in_utc)]
+SecretText = Annotated[Text, Field(max_length=256)]
 
 
 class TradingViewAlert(BaseModel):
@@ -131,7 +133,7 @@ class TradingViewAlert(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # From TradingView's placeholders.
-    secret: Annotated[Text | None, Field(max_length=256, repr=False)] = None
+    secret: Annotated[SecretText | None, Field(repr=False)] = None
     ticker: Ticker
     exchange: Annotated[Text | None, Field(max_length=64)] = None
     action: Annotated[Side, BeforeValidator(_word)]
@@ -161,6 +163,9 @@ class TradingViewAlert(BaseModel):
         return data
 
 
+_SECRET: TypeAdapter[str | None] = TypeAdapter(SecretText | None)
+
+
 # --- reading the body --------------------------------------------------------------------------
 
 
@@ -172,9 +177,23 @@ def parse_alert(
     ``default_account`` stands in for an ``account`` the alert leaves out (or leaves blank), so
     that a single-account set-up needs no account in its alert template.
     """
-    fields = _read_fields(body, content_type)
+    return alert_from_fields(read_alert_fields(body, content_type), default_account=default_account)
+
+
+def alert_secret(fields: dict[str, Any]) -> str | None:
+    """The ``secret`` of the alert ``fields``, read as :class:`TradingViewAlert` reads it."""
+    try:
+        return _SECRET.validate_python(fields.get("secret"))
+    except ValidationError:
+        return None
+
+
+def alert_from_fields(
+    fields: dict[str, Any], *, default_account: str | None = None
+) -> TradingViewAlert:
+    """The second half of :func:`parse_alert`: the alert read from its ``fields``."""
     if default_account is not None and _absent(fields.get("account")):
-        fields["account"] = default_account
+        fields = {**fields, "account": default_account}
     try:
         return TradingViewAlert.model_validate(fields)
     except ValidationError as error:
@@ -186,7 +205,12 @@ def _absent(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _read_fields(body: bytes, content_type: str | None) -> dict[str, Any]:
+def read_alert_fields(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """The fields of the alert in ``body``, not yet validated; raises :class:`AlertError`.
+
+    The first half of :func:`parse_alert`: an intake checks :func:`alert_secret` in between, so
+    that a sender without the secret learns nothing about the rest of the alert.
+    """
     if len(body) > MAX_ALERT_BYTES:
         raise AlertError("body", f"is larger than {MAX_ALERT_BYTES} bytes")
     try:
@@ -235,10 +259,26 @@ def _refuse_json_constant(name: str) -> Any:
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key, value in pairs:
+        if not _is_unicode(key):
+            raise AlertError("body", _NOT_UNICODE)
+        if isinstance(value, str) and not _is_unicode(value):
+            raise AlertError(key, _NOT_UNICODE)
         if key in fields:
             raise AlertError(key, "appears more than once")
         fields[key] = value
     return fields
+
+
+_NOT_UNICODE = "holds a \\u escape that is not a Unicode character (a lone surrogate)"
+
+
+def _is_unicode(text: str) -> bool:
+    # JSON's "\ud800" decodes to a lone surrogate, which no UTF-8 store or answer can carry.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _key_value_fields(text: str) -> dict[str, Any]:
