@@ -12,7 +12,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	&& echo $$p && break; done)
 
-.PHONY: help install run test test-fast lint fmt typecheck schemas clean
+.PHONY: help install run test test-fast lint fmt typecheck schemas generate clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ typecheck: install ## mypy over the libraries, services and CLI
 
 schemas: install ## Record the JSON Schemas of new or compatibly changed contract messages
 	$(VENV)/bin/python -m ordo.contracts.schemas
+
+generate: install ## Regenerate the deployment files derived from the contracts and config/ordo.yaml
+	$(VENV)/bin/python deploy/generate.py
 
 clean: ## Remove .venv and var/
 	rm -rf $(VENV) var

@@ -60,7 +60,7 @@ def yaml_documents(path: Path) -> list[Document]:
 
 def load_generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "generate_nats_users", DEPLOY / "generate_nats_users.py"
+        "generate", DEPLOY / "generate.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -666,7 +666,7 @@ def test_committed_generated_files_match_what_the_contracts_give_now() -> None:
     stale = [str(p.relative_to(REPO)) for p in GENERATOR.stale_files()]
     assert stale == [], (
         f"{stale} drifted from ordo.contracts.subjects: "
-        "run .venv/bin/python deploy/generate_nats_users.py and commit the result"
+        "run .venv/bin/python deploy/generate.py and commit the result"
     )
 
 
