@@ -59,9 +59,7 @@ def yaml_documents(path: Path) -> list[Document]:
 
 
 def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate", DEPLOY / "generate.py"
-    )
+    spec = importlib.util.spec_from_file_location("generate", DEPLOY / "generate.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

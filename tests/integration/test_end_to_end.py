@@ -158,3 +158,22 @@ async def _state_published(operator: Operator, account: str, state: TradingState
         await sub.unsubscribe()
     changes = [TradingStateChanged.from_json(m.data) for m in messages]
     return any(c.account == account and c.state is state for c in changes)
+
+
+async def test_a_poison_message_is_dead_lettered_and_raises_an_alert(
+    operator: Operator, stack: Stack
+) -> None:
+    poison = b'{"schema": "SignalAccepted.v1", "not": "a signal"}'
+    ack = await operator.admin_js.publish(str(Subject.SIGNAL_ACCEPTED), poison)
+    notifier_db = Path(stack.var_dir) / "data" / "notifier.db"
+
+    async def alerted() -> object:
+        with sqlite3.connect(notifier_db) as db:
+            return db.execute(
+                "SELECT severity, text FROM deliveries WHERE kind = 'dead_letter' AND text LIKE ?",
+                (f"%order gave up on signal.accepted.v1%dlq-order-{ack.seq}%",),
+            ).fetchall()
+
+    ((severity, text),) = await eventually(alerted, what="the dead-letter alert")
+    assert severity == "critical"
+    assert "does not decode" in text

@@ -21,6 +21,7 @@ from ordo.contracts.signals import SignalAccepted, SignalRequest, Size
 from ordo.contracts.subjects import Service, Subject
 from ordo.contracts.types import utc_now
 from ordo.kit.embedded import NatsCredentials, NatsServer
+from ordo.kit.messaging import DeadLetter
 from ordo.kit.outbox import Outbox, OutgoingMessage, Transaction
 from ordo.kit.service import ServiceKit
 from ordo.kit.settings import NatsSettings, OutboxSettings, ServiceSettings
@@ -66,7 +67,7 @@ async def start_kit(
 ) -> AsyncIterator[Callable[[Handler], Awaitable[ServiceKit]]]:
     kits: list[ServiceKit] = []
 
-    async def start(handler: Handler) -> ServiceKit:
+    async def start(handler: Handler, dead_letters: Any = None) -> ServiceKit:
         admin = nats_server.credentials.admin
         settings = KitTestSettings(
             nats=NatsSettings(
@@ -84,6 +85,8 @@ async def start_kit(
         kit = ServiceKit(settings, metadata=metadata, tables=tables, telemetry=False)
         await kit.db.create_all(metadata)
         kit.consume(Subject.SIGNAL_ACCEPTED, SignalAccepted, handler)
+        if dead_letters is not None:
+            kit.consume_dead_letters(dead_letters)
         await kit.start(migrate=False, serve_http=False)
         kits.append(kit)
         return kit
@@ -344,3 +347,28 @@ async def test_work_committed_while_nats_is_down_is_published_later(
     assert await count_effects(kit) == 1
     assert await outbox.measure_backlog() == 1  # waiting for the sweeper
     await kit.db.close()
+
+
+async def test_dead_letters_reach_their_consumer_with_the_reason(
+    start_kit: Any, admin: Any
+) -> None:
+    letters: list[DeadLetter] = []
+
+    async def broken(message: SignalAccepted, tx: Transaction) -> None:
+        raise ValueError("a bug in the handler")
+
+    async def alert(letter: DeadLetter, tx: Transaction) -> None:
+        letters.append(letter)
+
+    await start_kit(broken, dead_letters=alert)
+    await publish(admin, signal_accepted())
+    (letter,) = await eventually(lambda: _returns(letters), what="the dead letter handled")
+    assert letter.original_subject == "signal.accepted.v1"
+    assert letter.service == "order"
+    assert letter.attempts == 3
+    assert "a bug in the handler" in letter.error
+    assert SignalAccepted.from_json(letter.body).signal_id == "sig-1"
+
+
+async def _returns(items: list[Any]) -> list[Any]:
+    return items

@@ -52,6 +52,8 @@ class Subject(StrEnum):
     EXEC_SNAPSHOT = "exec.snapshot.v1"
     QUERY_ORDERS = "query.orders.v1"
     QUERY_POSITIONS = "query.positions.v1"
+    # Every dead letter, whichever service gave up on it (raw messages, headers say why).
+    DEAD_LETTERS = "dlq.>"
 
 
 DEAD_LETTER_PREFIX = "dlq"
@@ -182,7 +184,8 @@ class Routes:
 
 
 def durable_name(service: Service, subject: str) -> str:
-    return f"{service}__{subject.replace('.', '_')}"
+    token = subject.replace(".", "_").replace(">", "all").replace("*", "any")
+    return f"{service}__{token}"
 
 
 ROUTES: dict[Service, Routes] = {
@@ -226,6 +229,7 @@ ROUTES: dict[Service, Routes] = {
     ),
     Service.NOTIFIER: Routes(
         consumes=(
+            Subject.DEAD_LETTERS,
             Subject.EXEC_REPORT,
             Subject.RISK_DENIED,
             Subject.RISK_STATE,

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from faststream.middlewares import AckPolicy
@@ -291,6 +292,48 @@ class Messaging:
             return
         await msg.ack()
 
+    def consume_dead_letters(self, handler: "DeadLetterHandler", outbox: Outbox) -> None:
+        """Subscribe ``handler`` to every dead letter (the notifier raises the alerts).
+
+        A dead letter that cannot be handled is never dead-lettered again (that would loop):
+        after the last attempt it is logged and left in the stream, where it stays for replay.
+        """
+        durable = durable_name(self.service, Subject.DEAD_LETTERS)
+        subscriber = self.broker.subscriber(
+            str(Subject.DEAD_LETTERS),
+            stream=JStream(DEAD_LETTER_STREAM, declare=False),
+            durable=durable,
+            pull_sub=PullSub(batch_size=self.settings.fetch_batch, timeout=5.0),
+            config=ConsumerConfig(
+                ack_wait=self.settings.ack_wait_seconds, max_deliver=self.settings.max_deliver + 2
+            ),
+            ack_policy=AckPolicy.MANUAL,
+            title=f"{self.service}:{Subject.DEAD_LETTERS}",
+            description="Every message a service gave up on",
+        )
+
+        async def on_dead_letter(msg: NatsMessage) -> None:
+            letter = DeadLetter.of(msg)
+            attempt = _delivery_attempt(msg)
+            try:
+                async with outbox.consuming(durable, letter.dead_letter_id) as tx:
+                    if not tx.duplicate:
+                        await handler(letter, tx)
+            except Exception:
+                if attempt >= self.settings.max_deliver:
+                    log.exception(
+                        "dead letter not handled; it stays in the stream",
+                        dead_letter_id=letter.dead_letter_id,
+                        subject=letter.subject,
+                    )
+                    await msg.ack()
+                    return
+                await msg.nack(delay=_backoff(self.settings.backoff_seconds, attempt))
+            else:
+                await msg.ack()
+
+        subscriber(on_dead_letter)
+
     def reply(
         self, subject: Subject, model: type[M], responder: Callable[[M], Awaitable[Message]]
     ) -> None:
@@ -307,6 +350,39 @@ class Messaging:
         subscriber(on_request)
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message a service gave up on, as the dead-letter stream keeps it (for replay)."""
+
+    dead_letter_id: str
+    subject: str  # dlq.<service>.<original subject>
+    service: str
+    original_subject: str
+    consumer: str
+    attempts: int
+    error: str
+    body: bytes
+
+    @classmethod
+    def of(cls, msg: NatsMessage) -> "DeadLetter":
+        headers = msg.headers or {}
+        subject = msg.raw_message.subject
+        service = subject.split(".")[1] if subject.count(".") >= 2 else "unknown"
+        sequence = _stream_sequence(msg)
+        return cls(
+            dead_letter_id=headers.get("Nats-Msg-Id") or f"{subject}:{sequence}",
+            subject=subject,
+            service=service,
+            original_subject=headers.get("Ordo-Original-Subject", "unknown"),
+            consumer=headers.get("Ordo-Consumer", "unknown"),
+            attempts=int(headers.get("Ordo-Attempts", "0") or 0),
+            error=headers.get("Ordo-Error", "unknown"),
+            body=msg.body,
+        )
+
+
+DeadLetterHandler = Callable[[DeadLetter, Transaction], Awaitable[None]]
+
 CONFLICT_RETRIES = 5
 
 
@@ -319,7 +395,7 @@ async def _run_unit_of_work(message: M, durable: str, handler: Handler[M], outbo
     """
     for conflict in range(1, CONFLICT_RETRIES + 1):
         try:
-            async with outbox.consuming(durable, message) as tx:
+            async with outbox.consuming(durable, message.message_id) as tx:
                 if tx.duplicate:
                     log.info("duplicate delivery acknowledged", message_id=message.message_id)
                 else:

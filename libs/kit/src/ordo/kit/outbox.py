@@ -96,18 +96,18 @@ class Outbox:
             )
 
     @asynccontextmanager
-    async def consuming(self, consumer: str, message: Message) -> AsyncIterator[Transaction]:
+    async def consuming(self, consumer: str, message_id: str) -> AsyncIterator[Transaction]:
         """The unit of work of a consumed message; ``tx.duplicate`` says it was done before."""
-        inbox_key = f"{consumer}:{message.message_id}"
+        inbox_key = f"{consumer}:{message_id}"
         async with self._db.session() as session:
             tx = Transaction(session, caused_by=inbox_key)
-            if await self._seen(session, consumer, message.message_id):
+            if await self._seen(session, consumer, message_id):
                 tx.duplicate = True
                 await session.rollback()
                 yield tx
             else:
                 yield tx
-                await self._record_inbox(tx, consumer, message.message_id)
+                await self._record_inbox(tx, consumer, message_id)
                 if not tx.duplicate:
                     await self._commit(tx)
         if tx.duplicate:

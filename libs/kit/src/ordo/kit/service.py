@@ -19,7 +19,13 @@ from ordo.contracts.subjects import Service, Subject
 from ordo.kit.breaker import Breakers
 from ordo.kit.http import HttpServer, ops_app, ops_router
 from ordo.kit.logs import get_logger, setup_logging
-from ordo.kit.messaging import Handler, Messaging, ensure_streams, make_broker
+from ordo.kit.messaging import (
+    DeadLetterHandler,
+    Handler,
+    Messaging,
+    ensure_streams,
+    make_broker,
+)
 from ordo.kit.migrations import upgrade_async
 from ordo.kit.outbox import Outbox
 from ordo.kit.settings import ServiceSettings
@@ -78,6 +84,9 @@ class ServiceKit:
     # -- wiring, called by a service's app.py -------------------------------------------------
     def consume(self, subject: Subject, model: type[M], handler: Handler[M]) -> None:
         self.messaging.consume(subject, model, handler, self.outbox)
+
+    def consume_dead_letters(self, handler: DeadLetterHandler) -> None:
+        self.messaging.consume_dead_letters(handler, self.outbox)
 
     def reply(
         self, subject: Subject, model: type[M], responder: Callable[[M], Awaitable[Message]]

@@ -26,6 +26,7 @@ def build(settings: NotifierSettings | None = None, *, telemetry: bool = True) -
     channels = configured_channels(settings, client)
     notifications = Notifications(tuple(channels), settings.routes)
 
+    kit.consume_dead_letters(notifications.on_dead_letter)
     kit.consume(
         Subject.EXEC_REPORT, ExecutionReport, notifications.handler(domain.for_execution_report)
     )

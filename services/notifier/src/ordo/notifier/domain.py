@@ -8,6 +8,7 @@ from ordo.contracts.enums import BreakerState, ExecutionStatus, Severity, Tradin
 from ordo.contracts.execution import ExecutionReport, VenueStatusChanged
 from ordo.contracts.reconciliation import DiscrepancyFound
 from ordo.contracts.risk import OrderDenied, TradingStateChanged
+from ordo.kit.messaging import DeadLetter
 
 
 class EventKind(StrEnum):
@@ -16,6 +17,7 @@ class EventKind(StrEnum):
     TRADING_STATE = "trading_state"
     BREAKER = "breaker"
     DISCREPANCY = "discrepancy"
+    DEAD_LETTER = "dead_letter"
 
 
 @dataclass(frozen=True)
@@ -112,4 +114,17 @@ def for_discrepancy(found: DiscrepancyFound) -> Notification:
             f"Reconciliation {found.severity.value}: {found.kind.value.replace('_', ' ')} ({where})"
         ),
         body="\n".join(line for line in (values, found.detail) if line),
+    )
+
+
+def for_dead_letter(letter: DeadLetter) -> Notification:
+    """A message a service gave up on: someone must look, then fix and replay it."""
+    return Notification(
+        kind=EventKind.DEAD_LETTER,
+        severity=Severity.CRITICAL,
+        title=f"Dead letter: {letter.service} gave up on {letter.original_subject}",
+        body=(
+            f"after {letter.attempts} attempts: {letter.error}\n"
+            f"kept in the DEADLETTER stream as {letter.dead_letter_id} ({letter.subject})"
+        ),
     )

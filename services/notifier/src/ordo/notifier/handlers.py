@@ -4,9 +4,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from ordo.contracts.envelope import Message
+from ordo.kit.messaging import DeadLetter
 from ordo.kit.outbox import Transaction
 from ordo.notifier import store
-from ordo.notifier.domain import EventKind, Notification
+from ordo.notifier.domain import EventKind, Notification, for_dead_letter
 
 M = TypeVar("M", bound=Message)
 
@@ -36,3 +37,9 @@ class Notifications:
                 )
 
         return handle
+
+    async def on_dead_letter(self, letter: DeadLetter, tx: Transaction) -> None:
+        notification = for_dead_letter(letter)
+        await store.enqueue(
+            tx.session, letter.dead_letter_id, notification, self.channels_for(notification.kind)
+        )
