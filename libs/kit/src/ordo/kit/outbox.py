@@ -7,7 +7,7 @@ marked sent; only then is the input acknowledged. A redelivered input that the i
 re-publishes its unsent rows and is acknowledged. The sweeper publishes whatever a crash left.
 """
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,7 +54,7 @@ class Transaction:
     caused_by: str | None = None
     duplicate: bool = False
     _pending: list[Message] = field(default_factory=list)
-    _written: list[str] = field(default_factory=list)
+    _written: list[OutgoingMessage] = field(default_factory=list)
 
     def publish(self, message: Message) -> None:
         """Publish ``message`` if, and only if, this transaction commits."""
@@ -159,7 +159,7 @@ class Outbox:
         if rows:
             await tx.session.execute(insert(self._tables.outbox), rows)
         await tx.session.commit()
-        tx._written.extend(row["message_id"] for row in rows)
+        tx._written.extend(_outgoing(row) for row in rows)
         tx._pending.clear()
 
     def _row(self, message: Message, caused_by: str | None, now: Any) -> dict[str, Any]:
@@ -179,9 +179,8 @@ class Outbox:
         }
 
     async def _publish_written(self, tx: Transaction) -> None:
-        ids, tx._written = tx._written, []
-        if ids:
-            await self._publish_rows(await self._load(ids))
+        written, tx._written = tx._written, []
+        await self._publish_rows(written)
 
     async def _republish_caused_by(self, inbox_key: str) -> None:
         outbox = self._tables.outbox
@@ -193,39 +192,19 @@ class Outbox:
                     .order_by(outbox.c.seq)
                 )
             ).all()
-        await self._publish_rows(rows)
-
-    async def _load(self, message_ids: Sequence[str]) -> Sequence[Row[Any]]:
-        outbox = self._tables.outbox
-        async with self._db.session() as session:
-            return (
-                await session.execute(
-                    select(outbox)
-                    .where(outbox.c.message_id.in_(message_ids))
-                    .order_by(outbox.c.seq)
-                )
-            ).all()
+        await self._publish_rows([_outgoing(row._mapping) for row in rows])
 
     async def _publish_rows(
-        self, rows: Sequence[Row[Any]], session: AsyncSession | None = None
+        self, messages: Sequence[OutgoingMessage], session: AsyncSession | None = None
     ) -> None:
-        """Publish rows in order, then mark them sent (in ``session`` if it holds their locks)."""
-        if not rows:
+        """Publish in order, then mark sent (in ``session`` if it holds the rows' locks)."""
+        if not messages:
             return
-        for row in rows:
-            await self._publish(
-                OutgoingMessage(
-                    message_id=row.message_id,
-                    subject=row.subject,
-                    stream=row.stream,
-                    payload=row.payload.encode(),
-                    headers=dict(row.headers),
-                    correlation_id=row.correlation_id,
-                )
-            )
+        for message in messages:
+            await self._publish(message)
         mark_sent = (
             update(self._tables.outbox)
-            .where(self._tables.outbox.c.message_id.in_([r.message_id for r in rows]))
+            .where(self._tables.outbox.c.message_id.in_([m.message_id for m in messages]))
             .values(sent_at=utc_now())
         )
         if session is not None:
@@ -251,7 +230,7 @@ class Outbox:
             rows = (await session.execute(query)).all()
             if rows:
                 log.info("outbox sweeper publishing leftovers", count=len(rows))
-                await self._publish_rows(rows, session)
+                await self._publish_rows([_outgoing(row._mapping) for row in rows], session)
             await session.commit()
         await self.measure_backlog()
         return len(rows)
@@ -276,3 +255,15 @@ class Outbox:
             await session.execute(delete(outbox).where(outbox.c.sent_at < cutoff))
             await session.execute(delete(inbox).where(inbox.c.processed_at < cutoff))
             await session.commit()
+
+
+def _outgoing(row: Mapping[str, Any]) -> OutgoingMessage:
+    """An outbox row (as written, or as read back) on its way to NATS."""
+    return OutgoingMessage(
+        message_id=row["message_id"],
+        subject=row["subject"],
+        stream=row["stream"],
+        payload=row["payload"].encode(),
+        headers=dict(row["headers"]),
+        correlation_id=row["correlation_id"],
+    )

@@ -166,7 +166,9 @@ class ServiceKit:
         checks["nats"] = await self.broker.ping(timeout=1.0)
         try:
             checks["store"] = await asyncio.wait_for(self.db.ping(), timeout=2.0)
-        except Exception:
+        except Exception as exc:
+            # Not ready is the answer, not an error of the probe; say why for the operator.
+            log.warning("store not ready", error=repr(exc))
             checks["store"] = False
         return checks
 

@@ -27,6 +27,8 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -119,6 +121,19 @@ def _without_padding(value: Decimal) -> Decimal:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return Decimal(text)
+
+
+def dialect_of(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind else "sqlite"
+
+
+def insert_with_conflicts(session: AsyncSession, table: Table) -> Any:
+    """An INSERT that can say ``on_conflict_do_nothing`` / ``on_conflict_do_update``.
+
+    Both supported backends have it, each in its own dialect's construct.
+    """
+    insert_for_dialect = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+    return insert_for_dialect(table)
 
 
 @dataclass(frozen=True)

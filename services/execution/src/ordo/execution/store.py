@@ -33,8 +33,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,6 +45,7 @@ from ordo.kit.store import (
     ConcurrentUpdate,
     ExactDecimal,
     UtcDateTime,
+    insert_with_conflicts,
     messaging_tables,
     new_metadata,
 )
@@ -285,8 +284,8 @@ async def record_reported_fills(
 async def add_cancel_request(session: AsyncSession, cancel: CancelOrder) -> None:
     """Remember a cancel for an order not placed yet; a repeat changes nothing."""
     values = {"order_id": cancel.order_id, "reason": cancel.reason, "requested_at": utc_now()}
-    insert_ = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
-    await session.execute(insert_(cancel_requests).values(values).on_conflict_do_nothing())
+    insert = insert_with_conflicts(session, cancel_requests)
+    await session.execute(insert.values(values).on_conflict_do_nothing())
 
 
 async def cancel_reason(session: AsyncSession, order_id: str) -> str | None:
@@ -334,7 +333,3 @@ async def save_paper_book(
     )
     if getattr(result, "rowcount", 0) != 1:
         raise ConcurrentUpdate(f"paper books of {account} changed since version {version}")
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind else "sqlite"

@@ -20,12 +20,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordo.contracts.types import utc_now
-from ordo.kit.store import UtcDateTime, messaging_tables, new_metadata
+from ordo.kit.store import UtcDateTime, insert_with_conflicts, messaging_tables, new_metadata
 from ordo.notifier.domain import Notification
 
 metadata = new_metadata()
@@ -79,9 +77,8 @@ async def enqueue(
     ]
     if not rows:
         return
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(insert(deliveries).values(rows).on_conflict_do_nothing())
+    insert = insert_with_conflicts(session, deliveries)
+    await session.execute(insert.values(rows).on_conflict_do_nothing())
 
 
 async def due(session: AsyncSession, now: datetime, limit: int = 100) -> list[dict[str, object]]:

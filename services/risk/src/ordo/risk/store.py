@@ -30,8 +30,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordo.contracts.enums import TradingState
@@ -41,6 +39,8 @@ from ordo.kit.store import (
     ConcurrentUpdate,
     ExactDecimal,
     UtcDateTime,
+    dialect_of,
+    insert_with_conflicts,
     messaging_tables,
     new_metadata,
 )
@@ -177,10 +177,8 @@ async def lock_account(session: AsyncSession, account: str, now: datetime) -> Ac
     transaction). On PostgreSQL the row is then locked with ``SELECT ... FOR UPDATE`` (which
     SQLite does not know; its write lock already serialises).
     """
-    dialect = _dialect(session)
-    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(
-        insert_(trading_states)
+        insert_with_conflicts(session, trading_states)
         .values(
             account=account,
             state=TradingState.ACTIVE.value,
@@ -192,7 +190,7 @@ async def lock_account(session: AsyncSession, account: str, now: datetime) -> Ac
         .on_conflict_do_nothing(index_elements=[trading_states.c.account])
     )
     query = select(trading_states).where(trading_states.c.account == account)
-    if dialect == "postgresql":
+    if dialect_of(session) == "postgresql":
         query = query.with_for_update()
     row = (await session.execute(query)).one()
     return AccountState(
@@ -569,10 +567,6 @@ async def prune_audit(session: AsyncSession, older_than: datetime) -> int:
 
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind else "sqlite"
 
 
 def _rowcount(result: Any) -> int:

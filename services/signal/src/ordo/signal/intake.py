@@ -142,27 +142,14 @@ class Intake:
         cached = await self._cache.holder(incoming.dedupe_key, content)
         if cached is not None:
             return Recorded(cached, duplicate=True)
-        outcome: tuple[Recorded, datetime] | None = None
-        try:
-            async with self._outbox.transaction() as tx:
-                outcome = await self._record(tx, incoming, cause=None)
-        except Exception:
-            # The publish after the commit failed (NATS unreachable)? Then the signal is
-            # accepted all the same: the outbox sweeper announces it once NATS is back.
-            if outcome is None or not await self._committed(outcome[0]):
-                raise
-            log.warning(
-                "signal accepted; SignalAccepted left to the outbox sweeper",
-                signal_id=outcome[0].signal_id,
-                exc_info=True,
-            )
+        # A publish that fails after the commit does not raise here: the signal is accepted, and
+        # the outbox sweeper announces it once NATS answers again.
+        async with self._outbox.transaction() as tx:
+            outcome = await self._record(tx, incoming, cause=None)
         recorded, expires_at = outcome
         ttl = int((expires_at - self._clock()).total_seconds())
         await self._cache.remember(incoming.dedupe_key, recorded.signal_id, content, ttl)
         return recorded
-
-    async def _committed(self, recorded: Recorded) -> bool:
-        return recorded.duplicate or await self.find(recorded.signal_id) is not None
 
     async def refuse(self, refusal: Refusal) -> str:
         """Keep a record of an HTTP refusal (it publishes nothing: the caller got the answer)."""

@@ -12,13 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, String, Table, Text, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordo.contracts.enums import SignalSource
 from ordo.contracts.signals import SignalRequest
-from ordo.kit.store import UtcDateTime, messaging_tables, new_metadata
+from ordo.kit.store import UtcDateTime, insert_with_conflicts, messaging_tables, new_metadata
 
 metadata = new_metadata()
 messaging = messaging_tables(metadata)
@@ -180,9 +178,8 @@ async def _insert_unless_key_taken(session: AsyncSession, signal: NewSignal) -> 
         "raw_body": signal.raw_body,
         "received_at": signal.received_at,
     }
-    insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
     statement = (
-        insert(signals)
+        insert_with_conflicts(session, signals)
         .values(values)
         .on_conflict_do_nothing(index_elements=[signals.c.active_dedupe_key])
         .returning(signals.c.signal_id)
@@ -213,7 +210,3 @@ async def _retire(session: AsyncSession, signal_id: str, dedupe_key: str) -> Non
         .where(signals.c.signal_id == signal_id, signals.c.active_dedupe_key == dedupe_key)
         .values(active_dedupe_key=None)
     )
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind else "sqlite"
