@@ -35,6 +35,7 @@ COPY services/execution/pyproject.toml services/execution/
 COPY services/reconciler/pyproject.toml services/reconciler/
 COPY services/notifier/pyproject.toml services/notifier/
 COPY cli/pyproject.toml cli/
+COPY bench/pyproject.toml bench/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package "ordo-${SERVICE}"
 

@@ -43,7 +43,7 @@ fmt: install ## Format and auto-fix
 	$(VENV)/bin/ruff check --fix .
 
 typecheck: install ## mypy over the libraries, services and CLI
-	$(VENV)/bin/mypy libs/contracts/src libs/kit/src services/*/src cli/src
+	$(VENV)/bin/mypy libs/contracts/src libs/kit/src services/*/src cli/src bench/src
 
 schemas: install ## Record the JSON Schemas of new or compatibly changed contract messages
 	$(VENV)/bin/python -m ordo.contracts.schemas
