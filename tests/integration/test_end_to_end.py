@@ -171,7 +171,7 @@ async def test_a_poison_message_is_dead_lettered_and_raises_an_alert(
         with sqlite3.connect(notifier_db) as db:
             return db.execute(
                 "SELECT severity, text FROM deliveries WHERE kind = 'dead_letter' AND text LIKE ?",
-                (f"%order gave up on signal.accepted.v1%dlq-order-{ack.seq}%",),
+                (f"%order gave up on signal.accepted.v1%dlq-order-{ack.stream}-{ack.seq}%",),
             ).fetchall()
 
     ((severity, text),) = await eventually(alerted, what="the dead-letter alert")

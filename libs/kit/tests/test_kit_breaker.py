@@ -1,9 +1,16 @@
-"""Circuit breakers: they open on transient failures only, and survive a Redis outage."""
+"""Circuit breakers: they open on transient failures only, survive a Redis outage, and each
+change of a breaker that replicas share is announced once."""
+
+import asyncio
+import time
+import uuid
 
 import pytest
+from purgatory.domain import model as purgatory_model
 
+from ordo.contracts.enums import BreakerState
 from ordo.kit.breaker import Breakers, CircuitOpenError
-from ordo.kit.embedded import free_port
+from ordo.kit.embedded import RedisServer, free_port
 from ordo.kit.settings import BreakerSettings
 
 
@@ -80,3 +87,61 @@ async def test_calls_go_on_when_the_shared_breaker_state_in_redis_is_unreachable
             await breakers.call("nats", lambda: _fail(ConnectionError("down")))
     with pytest.raises(CircuitOpenError):  # still protected, by this replica's own state
         await breakers.call("nats", publish)
+
+
+async def test_a_change_made_by_a_replica_that_never_saw_the_breaker_is_announced() -> None:
+    breakers = Breakers(BreakerSettings(failure_threshold=1, recovery_seconds=60))
+    await breakers.start()
+    changes: list[tuple[str, BreakerState]] = []
+    breakers.on_change(lambda name, state: changes.append((name, state)))
+
+    with pytest.raises(ConnectionError):
+        await breakers.call("venue:paper:main", lambda: _fail(ConnectionError("down")))
+
+    assert changes == [("venue:paper:main", BreakerState.OPEN)]
+    assert await breakers.shared_state("venue:paper:main") is BreakerState.OPEN
+
+
+class ShiftedTime:
+    """purgatory's clock, moved forward by the test (the breaker's recovery time passes)."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.shift
+
+
+async def test_replicas_sharing_a_breaker_announce_each_change_once(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = ShiftedTime()
+    monkeypatch.setattr(purgatory_model, "time", clock)
+    settings = BreakerSettings(failure_threshold=2, recovery_seconds=60)
+    replicas = [Breakers(settings, redis_url=redis_server.url) for _ in range(2)]
+    announced: list[BreakerState] = []
+    for replica in replicas:
+        await replica.start()
+        replica.on_change(lambda name, state: announced.append(state))
+    first, second = replicas
+    name = f"venue:paper:{uuid.uuid4().hex}"
+
+    # Each replica fails once: the second failure, counted in Redis, opens the shared breaker.
+    for replica in replicas:
+        with pytest.raises(ConnectionError):
+            await replica.call(name, lambda: _fail(ConnectionError("down")))
+    assert announced == [BreakerState.OPEN]
+    assert await first.shared_state(name) is BreakerState.OPEN
+
+    # Past the recovery time both replicas probe the venue at once: each half-opens the breaker
+    # and closes it, and each of the two changes is announced once.
+    clock.shift = 61
+    both_inside = asyncio.Barrier(2)
+
+    async def probe() -> str:
+        await both_inside.wait()
+        return "ok"
+
+    assert await asyncio.gather(*(r.call(name, probe) for r in replicas)) == ["ok", "ok"]
+    assert announced == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
+    assert await second.shared_state(name) is BreakerState.CLOSED

@@ -17,6 +17,7 @@ from sqlalchemy import Column, Integer, String, Table, func, insert, select
 
 from ordo.contracts.enums import Intent, OrderType, Side, SignalSource, SizeUnit
 from ordo.contracts.orders import OrderProposed, OrderSpec
+from ordo.contracts.risk import OrderApproved
 from ordo.contracts.signals import SignalAccepted, SignalRequest, Size
 from ordo.contracts.subjects import Service, Subject
 from ordo.contracts.types import utc_now
@@ -67,7 +68,12 @@ async def start_kit(
 ) -> AsyncIterator[Callable[[Handler], Awaitable[ServiceKit]]]:
     kits: list[ServiceKit] = []
 
-    async def start(handler: Handler, dead_letters: Any = None) -> ServiceKit:
+    async def start(
+        handler: Handler,
+        dead_letters: Any = None,
+        *,
+        also: Callable[[ServiceKit], None] | None = None,
+    ) -> ServiceKit:
         admin = nats_server.credentials.admin
         settings = KitTestSettings(
             nats=NatsSettings(
@@ -87,6 +93,8 @@ async def start_kit(
         kit.consume(Subject.SIGNAL_ACCEPTED, SignalAccepted, handler)
         if dead_letters is not None:
             kit.consume_dead_letters(dead_letters)
+        if also is not None:
+            also(kit)  # more consumers
         await kit.start(migrate=False, serve_http=False)
         kits.append(kit)
         return kit
@@ -249,6 +257,31 @@ async def test_an_undecodable_message_is_dead_lettered_at_once(start_kit: Any, a
     assert dead[0].headers["Ordo-Attempts"] == "1"
     assert "does not decode" in dead[0].headers["Ordo-Error"]
     assert calls == []
+
+
+async def test_undecodable_messages_of_two_streams_are_both_dead_lettered(
+    start_kit: Any, admin: Any
+) -> None:
+    # Each stream numbers its messages from 1: the two dead letters must not share an id, or
+    # JetStream would keep the first and silently drop the second (already acknowledged).
+    async def unused(message: Any, tx: Transaction) -> None:
+        raise AssertionError("not called")
+
+    def also_approvals(kit: ServiceKit) -> None:
+        kit.consume(Subject.RISK_APPROVED, OrderApproved, unused)
+
+    await start_kit(unused, also=also_approvals)
+    js = admin.jetstream()
+    first = await js.publish(str(Subject.SIGNAL_ACCEPTED), b"not a signal")
+    second = await js.publish(str(Subject.RISK_APPROVED), b"not an approval")
+    assert first.seq == second.seq
+
+    async def both_dead_lettered() -> list[Any]:
+        dead = await stream_messages(admin, "DEADLETTER", "dlq.>")
+        return dead if len(dead) == 2 else []
+
+    dead = await eventually(both_dead_lettered, what="both dead letters")
+    assert sorted(letter.data for letter in dead) == [b"not a signal", b"not an approval"]
 
 
 async def test_the_sweeper_publishes_what_a_crash_left_unsent(start_kit: Any, admin: Any) -> None:

@@ -11,25 +11,32 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from execution_support import deliver, done, reports, statuses, submission, venue_changes
 from faststream.nats import TestNatsBroker
 from sqlalchemy import select
 
 from ordo.contracts.enums import BreakerState, ExecutionStatus, OrderType, Side
-from ordo.contracts.envelope import Message, new_message_id
+from ordo.contracts.envelope import new_message_id
 from ordo.contracts.execution import (
-    ExecutionReport,
     RequestVenueSnapshot,
     VenuePosition,
     VenueSnapshot,
-    VenueStatusChanged,
 )
 from ordo.contracts.orders import CancelOrder, OrderSpec
 from ordo.contracts.risk import OrderApproved
-from ordo.contracts.subjects import STREAM_OF_SUBJECT, Subject, subject_of
+from ordo.contracts.subjects import Subject
+from ordo.contracts.types import utc_now
 from ordo.execution import store
 from ordo.execution.app import ExecutionApp, assemble
 from ordo.execution.config import ExecutionSettings, PaperSettings
-from ordo.execution.errors import AuthenticationFailed, OrderNotFound, VenueError, VenueTimeout
+from ordo.execution.errors import (
+    AuthenticationFailed,
+    DuplicateOrder,
+    OrderNotFound,
+    VenueError,
+    VenueTimeout,
+    VenueUnavailable,
+)
 from ordo.execution.store import SubmissionStatus
 from ordo.execution.venues import PaperVenue, PaperVenueConfig, Venue, VenueOrder
 
@@ -127,42 +134,6 @@ def cancel(order_id: str = "ord-1", *, venue: str = "paper") -> CancelOrder:
     )
 
 
-async def deliver(app: ExecutionApp, *messages: Message) -> None:
-    async with TestNatsBroker(app.kit.broker) as broker:
-        for message in messages:
-            subject = subject_of(message)
-            await broker.publish(message.to_json(), str(subject), stream=STREAM_OF_SUBJECT[subject])
-
-
-async def published(app: ExecutionApp, subject: Subject) -> list[bytes]:
-    outbox = store.messaging.outbox
-    async with app.kit.db.session() as session:
-        rows = await session.execute(
-            select(outbox.c.payload).where(outbox.c.subject == str(subject)).order_by(outbox.c.seq)
-        )
-        return [row.payload for row in rows]
-
-
-async def reports(app: ExecutionApp) -> list[ExecutionReport]:
-    return [ExecutionReport.from_json(p) for p in await published(app, Subject.EXEC_REPORT)]
-
-
-async def statuses(app: ExecutionApp) -> list[ExecutionStatus]:
-    return [report.status for report in await reports(app)]
-
-
-async def submission(app: ExecutionApp, order_id: str = "ord-1") -> store.Submission | None:
-    async with app.kit.db.session() as session:
-        return await store.get_submission(session, order_id)
-
-
-async def done(app: ExecutionApp) -> set[str]:
-    """The ids of the messages the service finished with (acknowledged, never retried)."""
-    inbox = store.messaging.inbox
-    async with app.kit.db.session() as session:
-        return set(await session.scalars(select(inbox.c.message_id)))
-
-
 class ScriptedVenue:
     """A paper venue that misbehaves the way a real one can, as the test tells it to."""
 
@@ -172,12 +143,18 @@ class ScriptedVenue:
         self.create_times_out = False
         self.not_shown: set[str] = set()  # orders it holds but does not show yet
         self.cancel_error: VenueError | None = None
+        self.refuses_creates: VenueError | None = None  # before acting on them
+        self.create_answer: VenueError | None = None  # after placing the order
 
     async def create_order(self, spec: OrderSpec) -> VenueOrder:
         self.creates += 1
+        if self.refuses_creates is not None:
+            raise self.refuses_creates
         order = await self._paper.create_order(spec)
         if self.create_times_out:
             raise VenueTimeout("no answer in time", venue="scripted")
+        if self.create_answer is not None:
+            raise self.create_answer
         return order
 
     async def fetch_order(self, order_id: str, symbol: str) -> VenueOrder:
@@ -301,10 +278,67 @@ async def test_a_venue_that_never_answers_leaves_the_order_unknown_and_opens_the
     recorded = await submission(execution)
     assert recorded is not None
     assert (recorded.status, recorded.attempts) == (SubmissionStatus.UNKNOWN, 1)
-    (status,) = [
-        VenueStatusChanged.from_json(p) for p in await published(execution, Subject.EXEC_VENUE)
-    ]
+    (status,) = await venue_changes(execution)
     assert (status.venue, status.account, status.breaker) == ("paper", "main", BreakerState.OPEN)
+
+
+async def test_an_order_the_open_breaker_keeps_from_the_venue_is_rejected_at_once(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    venue.refuses_creates = VenueUnavailable("down for maintenance", venue="scripted")
+    failing = [approval(order_spec(f"ord-{n}", venue="scripted")) for n in range(5)]
+    await deliver(execution, *failing)  # five failures open the breaker
+    assert await reports(execution) == []
+
+    held_back = approval(order_spec("ord-held", venue="scripted"))
+    await deliver(execution, held_back)
+
+    # Not retried for seconds and sent late at another price: refused now, with the reason.
+    (rejected,) = await reports(execution)
+    assert (rejected.order_id, rejected.status) == ("ord-held", ExecutionStatus.REJECTED)
+    assert rejected.reason is not None and "circuit breaker" in rejected.reason
+    assert venue.creates == 5
+    finished = await done(execution)
+    assert held_back.message_id in finished
+    assert not finished & {a.message_id for a in failing}  # those are retried later
+
+
+async def test_an_order_the_venue_turned_away_every_time_is_given_up_and_reported(
+    make_service: MakeService, clock: ManualClock
+) -> None:
+    execution = await make_service(
+        failure_probability=Decimal(1), fault_calls=frozenset({"create_order"})
+    )
+    approved = approval(order_spec())
+    await deliver(execution, approved)  # turned away before the venue acted; retried later
+    await execution.execution.follow_orders()
+    assert await reports(execution) == []  # not yet: its approval is still being retried
+
+    clock.now = utc_now() + timedelta(minutes=10)
+    await execution.execution.follow_orders()
+
+    (rejected,) = await reports(execution)
+    assert rejected.status is ExecutionStatus.REJECTED
+    assert rejected.reason == (
+        "never placed: the venue did not take it (paper: create_order failed (injected))"
+    )
+    assert (rejected.correlation_id, rejected.causation_id) == ("sig-1", approved.message_id)
+    await deliver(execution, approved)  # a late retry of the approval changes nothing
+    assert orders_at_venue(execution) == 0
+    assert len(await reports(execution)) == 1
+
+
+async def test_a_create_the_venue_says_it_holds_already_is_looked_up_not_rejected(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    venue.create_answer = DuplicateOrder("order already exists", venue="scripted")
+
+    await deliver(execution, approval(order_spec(venue="scripted")))
+
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
+    assert venue.creates == 1
 
 
 async def test_an_order_below_the_minimum_notional_is_reported_rejected(
@@ -376,8 +410,8 @@ async def test_a_resting_order_filled_by_the_price_is_reported_by_the_match_job(
     assert await statuses(execution) == [ExecutionStatus.ACCEPTED]
 
     clock.now = dip_at
-    await execution.execution.match()
-    await execution.execution.match()  # a second round finds nothing new
+    await execution.execution.follow_orders()
+    await execution.execution.follow_orders()  # a second round finds nothing new
 
     _, filled = await reports(execution)
     assert filled.status is ExecutionStatus.FILLED
@@ -398,7 +432,7 @@ async def test_a_restart_keeps_the_paper_books_and_their_resting_orders(
 
     restarted = await make_service()
     clock.now = dip_at
-    await restarted.execution.match()
+    await restarted.execution.follow_orders()
 
     positions = await paper_venue(restarted).positions()
     assert positions == [VenuePosition(symbol=BTC, quantity=Decimal("0.03"))]
@@ -427,6 +461,12 @@ async def test_the_snapshot_responder_returns_the_venue_positions(
     balances = {balance.currency: balance for balance in snapshot.balances}
     assert balances["USDT"].total == Decimal(100_000) - Decimal(600) - Decimal("0.6")
     assert balances["USDT"].free == balances["USDT"].total - Decimal(500) * Decimal("1.0005")
+    (fill,) = snapshot.recent_fills
+    assert (fill.order_id, fill.venue_order_id, fill.fill.fill_id) == (
+        "ord-1",
+        "paper-1",
+        "paper-1-1",
+    )
 
 
 def first_price_below(venue: PaperVenue, symbol: str, price: Decimal) -> tuple[datetime, Decimal]:

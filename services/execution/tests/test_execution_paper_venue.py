@@ -2,16 +2,15 @@
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paper_support import BTC, ETH, START, ManualClock, SettablePrices, order
 
-from ordo.contracts.enums import ExecutionStatus, OrderType, Side, TimeInForce
+from ordo.contracts.enums import ExecutionStatus, Side, TimeInForce
 from ordo.contracts.execution import VenueBalance
-from ordo.contracts.orders import OrderSpec
 from ordo.execution.errors import (
     InsufficientFunds,
     InvalidOrder,
@@ -27,59 +26,6 @@ from ordo.execution.venues import (
     Venue,
     VenueOrder,
 )
-
-BTC = "BTC/USDT"
-ETH = "ETH/USDT"
-START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-
-
-class ManualClock:
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: int) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class SettablePrices:
-    """A feed whose prices the test sets, to make a resting order's fate explicit."""
-
-    def __init__(self, **prices: str) -> None:
-        self.prices = {symbol.replace("_", "/"): Decimal(p) for symbol, p in prices.items()}
-
-    def set(self, symbol: str, price: str) -> None:
-        self.prices[symbol] = Decimal(price)
-
-    def price(self, symbol: str, at: datetime) -> Decimal:
-        return self.prices[symbol]
-
-
-def order(
-    order_id: str = "o-1",
-    *,
-    symbol: str = BTC,
-    side: Side = Side.BUY,
-    quantity: str = "0.01",
-    limit: str | None = None,
-    **extra: object,
-) -> OrderSpec:
-    return OrderSpec.model_validate(
-        {
-            "order_id": order_id,
-            "account": "acct-1",
-            "strategy": "trend",
-            "venue": "paper",
-            "symbol": symbol,
-            "side": side,
-            "order_type": OrderType.LIMIT if limit else OrderType.MARKET,
-            "quantity": Decimal(quantity),
-            "limit_price": Decimal(limit) if limit else None,
-            **extra,
-        }
-    )
 
 
 def paper(
@@ -188,14 +134,6 @@ async def test_an_unknown_market_is_invalid() -> None:
 
     with pytest.raises(InvalidOrder, match="no market 'DOGE/USDT'"):
         await venue.create_order(order(symbol="DOGE/USDT", quantity="100"))
-
-
-async def test_a_stop_order_is_left_to_the_oms_to_emulate() -> None:
-    venue = paper()
-    stop = order(order_type=OrderType.STOP_MARKET, stop_price=Decimal(50_000))
-
-    with pytest.raises(InvalidOrder, match="the OMS emulates them"):
-        await venue.create_order(stop)
 
 
 async def test_a_repeated_client_order_id_returns_the_existing_order() -> None:

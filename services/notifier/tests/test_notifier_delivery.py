@@ -30,15 +30,17 @@ from ordo.kit.settings import BreakerSettings
 from ordo.kit.store import Database
 from ordo.notifier import store
 from ordo.notifier.channels import (
+    AttachmentSupport,
     ChannelRejected,
     ChannelUnavailable,
+    Outgoing,
     WebhookChannel,
     configured_channels,
     retry_after,
 )
 from ordo.notifier.config import NotifierSettings
 from ordo.notifier.dispatcher import Dispatcher
-from ordo.notifier.domain import (
+from ordo.notifier.domain.notifications import (
     EventKind,
     Notification,
     amount,
@@ -65,17 +67,18 @@ class RecordingChannel:
     """Sends nothing; remembers what it was given, or fails as told."""
 
     name: str = "log"
+    attachments: AttachmentSupport = AttachmentSupport.NONE
     sent: list[str] = field(default_factory=list)
     failure: Exception | None = None
     while_sending: Callable[[], Any] | None = None
 
-    async def send(self, kind: str, severity: str, text: str) -> None:
+    async def send(self, message: Outgoing) -> None:
         if self.while_sending is not None:
             during, self.while_sending = self.while_sending, None
             await during()
         if self.failure is not None:
             raise self.failure
-        self.sent.append(text)
+        self.sent.append(message.text)
 
 
 @pytest.fixture
@@ -99,6 +102,7 @@ def dispatcher(
         db,
         {channel.name: channel},
         breakers,
+        rate_limits={channel.name: 100},
         give_up_after=GIVE_UP_AFTER,
         retention=RETENTION,
         clock=clock,
@@ -106,9 +110,13 @@ def dispatcher(
 
 
 async def enqueue(db: Database, message_id: str = "m-1", channel: str = "log") -> None:
-    notification = Notification(EventKind.FILL, Severity.INFO, "Filled", "details")
+    notification = Notification(
+        EventKind.FILL, Severity.INFO, "Filled", "details", topic=f"fill:{message_id}"
+    )
     async with db.session() as session:
-        await store.enqueue(session, message_id, notification, (channel,))
+        await store.enqueue(
+            session, message_id, notification, channel, now=utc_now(), dedupe_window=timedelta(0)
+        )
         await session.commit()
 
 
@@ -146,7 +154,10 @@ async def test_a_delivery_claimed_by_a_dispatcher_that_died_is_sent_after_the_cl
     clock = Clock(utc_now())
     [row] = await rows(db)
     async with db.session() as session:
-        assert await store.claim(session, row["id"], clock.now, clock.now + timedelta(minutes=2))
+        claimed = await store.claim(
+            session, row["id"], "dead-dispatcher", clock.now, clock.now + timedelta(minutes=2)
+        )
+        assert claimed is not None
         await session.commit()
     sender = dispatcher(db, channel, await breakers(), clock)
 
@@ -250,6 +261,10 @@ async def test_finished_deliveries_are_pruned_after_the_retention(db: Database) 
 # -- the webhook channel ------------------------------------------------------------------------
 
 
+def outgoing(text: str, *, kind: str = "fill", severity: str = "info") -> Outgoing:
+    return Outgoing(delivery_id=1, message_id="m-1", kind=kind, severity=severity, text=text)
+
+
 def webhook(
     answer: Callable[[httpx.Request], httpx.Response], timeout: float = 5.0
 ) -> WebhookChannel:
@@ -265,12 +280,13 @@ async def test_the_webhook_waits_no_longer_than_its_configured_timeout() -> None
         return httpx.Response(200)
 
     settings = NotifierSettings(
-        channels={"webhook": {"url": HOOK, "timeout_seconds": 2.5}}  # type: ignore[arg-type]
+        channels={"webhook": {"timeout_seconds": 2.5}},  # type: ignore[arg-type]
+        webhook_url=HOOK,  # type: ignore[arg-type]
     )
     client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     channel = configured_channels(settings, client)["webhook"]
 
-    await channel.send("fill", "info", "Filled")
+    await channel.send(outgoing("Filled"))
 
     [request] = seen
     assert request.extensions["timeout"] == {
@@ -288,7 +304,9 @@ async def test_the_webhook_sends_slack_and_discord_fields() -> None:
         bodies.append(json.loads(request.content))
         return httpx.Response(204)
 
-    await webhook(answer).send("denial", "warning", "notional 150 > limit 100 & more")
+    await webhook(answer).send(
+        outgoing("notional 150 > limit 100 & more", kind="denial", severity="warning")
+    )
 
     [body] = bodies
     assert body["content"] == "notional 150 > limit 100 & more"
@@ -301,7 +319,7 @@ async def test_a_webhook_timeout_is_unavailable_with_a_clear_reason() -> None:
         raise httpx.ReadTimeout("timed out", request=request)
 
     with pytest.raises(ChannelUnavailable, match=r"did not answer within 2\.5s"):
-        await webhook(answer, timeout=2.5).send("fill", "info", "x")
+        await webhook(answer, timeout=2.5).send(outgoing("x"))
 
 
 async def test_an_unreachable_webhook_is_unavailable() -> None:
@@ -309,20 +327,20 @@ async def test_an_unreachable_webhook_is_unavailable() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     with pytest.raises(ChannelUnavailable, match="unreachable: ConnectError"):
-        await webhook(answer).send("fill", "info", "x")
+        await webhook(answer).send(outgoing("x"))
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 408])
 async def test_server_errors_are_worth_retrying(status: int) -> None:
     with pytest.raises(ChannelUnavailable, match=f"HTTP {status}"):
-        await webhook(lambda _: httpx.Response(status)).send("fill", "info", "x")
+        await webhook(lambda _: httpx.Response(status)).send(outgoing("x"))
 
 
 async def test_rate_limiting_is_worth_retrying_after_what_the_webhook_asks() -> None:
     limited = httpx.Response(429, headers={"Retry-After": "30"})
 
     with pytest.raises(ChannelUnavailable) as raised:
-        await webhook(lambda _: limited).send("fill", "info", "x")
+        await webhook(lambda _: limited).send(outgoing("x"))
 
     assert raised.value.retry_after == timedelta(seconds=30)
 
@@ -330,14 +348,14 @@ async def test_rate_limiting_is_worth_retrying_after_what_the_webhook_asks() -> 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410])
 async def test_client_errors_are_refusals(status: int) -> None:
     with pytest.raises(ChannelRejected, match=f"HTTP {status}"):
-        await webhook(lambda _: httpx.Response(status, text="no_text")).send("fill", "info", "x")
+        await webhook(lambda _: httpx.Response(status, text="no_text")).send(outgoing("x"))
 
 
 async def test_a_redirect_is_a_refusal_that_names_the_new_address() -> None:
     moved = httpx.Response(301, headers={"Location": "https://hooks.example.com/new"})
 
     with pytest.raises(ChannelRejected, match=r"redirect to https://hooks\.example\.com/new"):
-        await webhook(lambda _: moved).send("fill", "info", "x")
+        await webhook(lambda _: moved).send(outgoing("x"))
 
 
 def test_retry_after_reads_seconds_and_dates_and_caps_them() -> None:
@@ -359,16 +377,20 @@ def test_retry_after_reads_seconds_and_dates_and_caps_them() -> None:
 
 def test_a_route_to_a_channel_that_is_not_configured_is_refused() -> None:
     with pytest.raises(ValidationError, match=r"denial: slack.*configured channels: log"):
-        NotifierSettings(routes={EventKind.DENIAL: ("slack",)})
+        NotifierSettings(routes={EventKind.DENIAL: ["slack"]})  # type: ignore[dict-item]
 
 
 def test_routes_to_configured_channels_are_accepted() -> None:
     settings = NotifierSettings(
-        channels={"log": {}, "webhook": {"url": HOOK}},  # type: ignore[arg-type]
-        routes={EventKind.FILL: ("log",), EventKind.DISCREPANCY: ("log", "webhook")},
+        channels={"log": {}, "webhook": {}},  # type: ignore[arg-type]
+        routes={EventKind.FILL: ["log"], EventKind.DISCREPANCY: ["log", "webhook"]},  # type: ignore[dict-item]
+        webhook_url=HOOK,  # type: ignore[arg-type]
     )
 
-    assert settings.routes[EventKind.DISCREPANCY] == ("log", "webhook")
+    assert settings.routes[EventKind.DISCREPANCY] == {
+        "log": Severity.INFO,
+        "webhook": Severity.INFO,
+    }
 
 
 # -- texts for a phone --------------------------------------------------------------------------
@@ -444,3 +466,19 @@ def test_a_discrepancy_shows_only_the_values_it_has() -> None:
         "venue 0.00000001\n"
         "the venue holds 0.00000001 BTC/USDT and the OMS has no position"
     )
+
+
+def test_a_halted_venue_is_critical_even_with_its_breaker_closed() -> None:
+    changed = VenueStatusChanged(
+        correlation_id="c",
+        producer="execution",
+        venue="paper",
+        account="main",
+        breaker=BreakerState.CLOSED,
+        halted=True,
+        reason="the venue refused our credentials",
+    )
+
+    notification = for_venue_status(changed)
+    assert notification.severity is Severity.CRITICAL
+    assert notification.text.startswith("Venue paper (main): HALTED")

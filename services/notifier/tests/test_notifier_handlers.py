@@ -17,7 +17,7 @@ from ordo.contracts.types import utc_now
 from ordo.kit.service import ServiceKit
 from ordo.notifier import store
 from ordo.notifier.app import build
-from ordo.notifier.channels import LogChannel
+from ordo.notifier.channels import LogChannel, Outgoing
 from ordo.notifier.config import NotifierSettings
 from ordo.notifier.dispatcher import Dispatcher
 
@@ -101,8 +101,8 @@ async def test_the_dispatcher_sends_pending_deliveries_once(notifier: ServiceKit
     sent: list[str] = []
 
     class RecordingChannel(LogChannel):
-        async def send(self, kind: str, severity: str, text: str) -> None:
-            sent.append(text)
+        async def send(self, message: Outgoing) -> None:
+            sent.append(message.text)
 
     async with TestNatsBroker(notifier.broker) as broker:
         await broker.publish(filled_report().to_json(), str(Subject.EXEC_REPORT), stream="EXEC")
@@ -110,6 +110,7 @@ async def test_the_dispatcher_sends_pending_deliveries_once(notifier: ServiceKit
         notifier.db,
         {"log": RecordingChannel()},
         notifier.breakers,
+        rate_limits={"log": 600},
         give_up_after=timedelta(hours=1),
         retention=timedelta(days=1),
     )
@@ -123,7 +124,7 @@ async def test_the_dispatcher_sends_pending_deliveries_once(notifier: ServiceKit
 
 async def test_a_channel_outage_keeps_the_delivery_pending(notifier: ServiceKit) -> None:
     class DownChannel(LogChannel):
-        async def send(self, kind: str, severity: str, text: str) -> None:
+        async def send(self, message: Outgoing) -> None:
             raise ConnectionError("channel unreachable")
 
     async with TestNatsBroker(notifier.broker) as broker:
@@ -133,6 +134,7 @@ async def test_a_channel_outage_keeps_the_delivery_pending(notifier: ServiceKit)
         notifier.db,
         {"log": DownChannel()},
         notifier.breakers,
+        rate_limits={"log": 600},
         give_up_after=timedelta(hours=1),
         retention=timedelta(days=1),
     )

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from ordo.cli import client, jaeger, spans, views
+from ordo.cli import client, jaeger, spans, venues, views
 from ordo.cli.errors import CliError, InvalidInput, NothingFound
 from ordo.contracts.enums import Intent, OrderStatus, Side, SizeUnit, TradingState
 from ordo.contracts.envelope import new_message_id
@@ -143,11 +143,12 @@ def status(
     as_json: AsJson = False,
     timeout: Timeout = 3.0,
 ) -> None:
-    """Each service's readiness and PID, the JetStream streams and the dead letters."""
+    """Each service's readiness and PID, the venues' breakers, the streams and dead letters."""
     with reporting_errors():
         info = client.find_stack(var_dir)
         with httpx.Client(timeout=timeout) as http:
             ready = {s.name: client.readiness(http, s.url) for s in info.services}
+            venue_report = venues.venue_health(http, info.services)
         alive = {s.name: client.process_alive(s.pid) for s in info.services}
 
         async def streams() -> list[client.StreamCount]:
@@ -182,6 +183,12 @@ def status(
                         for c in counts or []
                     },
                     "dead_letters": dead,
+                    "venues": None
+                    if venue_report is None
+                    else {
+                        "venues": [health.as_json() for health in venue_report.venues],
+                        "error": venue_report.error,
+                    },
                 }
             )
         else:
@@ -189,6 +196,8 @@ def status(
             console.print(f"[dim]stack: {escape(info.source)}[/]")
             if info.services:
                 console.print(views.services_table(info.services, ready, alive))
+            if venue_report is not None:
+                console.print(venues.venues_table(venue_report))
             if counts is not None:
                 console.print(views.streams_table(counts))
                 if dead:
@@ -510,3 +519,8 @@ def trace(
         console.print(views.waterfalls(traces))
         if unreadable:
             err().print(f"[dim]{unreadable} unreadable line(s) skipped[/]")
+
+
+# Commands in modules of their own: each registers itself on `app` and uses the options above,
+# hence imported last.
+from ordo.cli import report as _report  # noqa: E402, F401

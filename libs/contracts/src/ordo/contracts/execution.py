@@ -47,6 +47,11 @@ class VenueStatusChanged(Message):
     account: Name
     breaker: BreakerState
     reason: str | None = None
+    halted: bool = Field(
+        default=False,
+        description="Trading on the venue is halted for the account (its credentials were "
+        "refused) until they work again",
+    )
 
 
 class RequestVenueSnapshot(Message):
@@ -56,6 +61,9 @@ class RequestVenueSnapshot(Message):
 
     account: Name
     venue: Name
+    fills_since: UtcDatetime | None = Field(
+        default=None, description="The earliest fills to include (default: the last 24 hours)"
+    )
 
 
 class VenuePosition(Contract):
@@ -70,6 +78,18 @@ class VenueOpenOrder(Contract):
     side: Side
     quantity: Quantity
     filled_quantity: Quantity
+
+
+class VenueFillRecord(Contract):
+    """One fill as the venue lists it, with the order it belongs to."""
+
+    order_id: str | None = Field(
+        description="The client order id (as the venue gives it, or of an order we placed)"
+    )
+    venue_order_id: str
+    symbol: Name
+    side: Side
+    fill: Fill
 
 
 class VenueBalance(Contract):
@@ -89,3 +109,6 @@ class VenueSnapshot(Message):
     positions: tuple[VenuePosition, ...] = ()
     open_orders: tuple[VenueOpenOrder, ...] = ()
     balances: tuple[VenueBalance, ...] = ()
+    recent_fills: tuple[VenueFillRecord, ...] = Field(
+        default=(), description="Fills since the request's fills_since, oldest first"
+    )

@@ -24,6 +24,16 @@ class OrderSpec(Contract):
     stop_price: Price | None = None
     reduce_only: bool = False
     post_only: bool = False
+    trailing_amount: Price | None = Field(
+        default=None,
+        description="A trailing stop's distance from the best price since placement, in price",
+    )
+    trailing_percent: Decimal_ | None = Field(
+        default=None,
+        gt=0,
+        lt=100,
+        description="A trailing stop's distance from the best price since placement, in percent",
+    )
     reference_price: Price | None = Field(
         default=None, description="The price the OMS sized the order at (notional checks)"
     )

@@ -17,6 +17,7 @@ from ordo.contracts.execution import (
 from ordo.contracts.orders import CancelOrder, OrderProposed, OrderUpdated, PositionChanged
 from ordo.contracts.queries import OrdersView, PositionsView, QueryOrders, QueryPositions
 from ordo.contracts.reconciliation import DiscrepancyFound, ReconciliationCompleted
+from ordo.contracts.reports import DailyReportView, QueryDailyReport
 from ordo.contracts.risk import OrderApproved, OrderDenied, SetTradingState, TradingStateChanged
 from ordo.contracts.signals import SignalAccepted, SignalRejected, SubmitSignal
 
@@ -52,6 +53,7 @@ class Subject(StrEnum):
     EXEC_SNAPSHOT = "exec.snapshot.v1"
     QUERY_ORDERS = "query.orders.v1"
     QUERY_POSITIONS = "query.positions.v1"
+    QUERY_REPORT = "query.report.v1"
     # Every dead letter, whichever service gave up on it (raw messages, headers say why).
     DEAD_LETTERS = "dlq.>"
 
@@ -135,12 +137,14 @@ MESSAGE_SUBJECTS: dict[type[Message], Subject] = {
     RequestVenueSnapshot: Subject.EXEC_SNAPSHOT,
     QueryOrders: Subject.QUERY_ORDERS,
     QueryPositions: Subject.QUERY_POSITIONS,
+    QueryDailyReport: Subject.QUERY_REPORT,
 }
 
 REPLIES: dict[type[Message], type[Message]] = {
     RequestVenueSnapshot: VenueSnapshot,
     QueryOrders: OrdersView,
     QueryPositions: PositionsView,
+    QueryDailyReport: DailyReportView,
 }
 """Request message → the reply message its responder sends back."""
 
@@ -149,6 +153,7 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     VenueSnapshot,
     OrdersView,
     PositionsView,
+    DailyReportView,
 )
 
 
@@ -235,11 +240,18 @@ ROUTES: dict[Service, Routes] = {
             Subject.RISK_STATE,
             Subject.EXEC_VENUE,
             Subject.RECON_DISCREPANCY,
+            Subject.POSITION_CHANGED,
         ),
+        replies=(Subject.QUERY_REPORT,),
     ),
     Service.OPERATOR: Routes(
         publishes=(Subject.SIGNAL_SUBMIT, Subject.OPS_SET_TRADING_STATE),
-        requests=(Subject.QUERY_ORDERS, Subject.QUERY_POSITIONS, Subject.EXEC_SNAPSHOT),
+        requests=(
+            Subject.QUERY_ORDERS,
+            Subject.QUERY_POSITIONS,
+            Subject.EXEC_SNAPSHOT,
+            Subject.QUERY_REPORT,
+        ),
     ),
 }
 

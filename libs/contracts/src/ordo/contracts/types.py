@@ -6,6 +6,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, PlainSerializer
 
+# An amount travels as plain text, which grows with its places: the 10 characters "1E-2000000"
+# become two million. No price, quantity or sum of money comes near this many places.
+MAX_DECIMAL_PLACES = 60
+
 
 def _refuse_float(value: Any) -> Any:
     # A float has already lost the exact value the sender meant; accepting it would hide that.
@@ -14,8 +18,19 @@ def _refuse_float(value: Any) -> Any:
     return value
 
 
+def _refuse_too_many_places(value: Decimal) -> Decimal:
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
+        raise ValueError(f"decimal amounts may have at most {MAX_DECIMAL_PLACES} decimal places")
+    return value
+
+
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 is a valid time whose UTC falls before year 1.
+        raise ValueError("is outside the range of times that UTC can represent") from None
 
 
 def utc_now() -> datetime:
@@ -26,9 +41,13 @@ def utc_now() -> datetime:
 _DecimalString = PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")
 
 Decimal_ = Annotated[
-    Decimal, BeforeValidator(_refuse_float), Field(allow_inf_nan=False), _DecimalString
+    Decimal,
+    BeforeValidator(_refuse_float),
+    Field(allow_inf_nan=False),
+    AfterValidator(_refuse_too_many_places),
+    _DecimalString,
 ]
-"""An exact decimal, serialised as a plain string; floats are refused."""
+"""An exact decimal, serialised as a plain string; floats and over 60 decimal places are refused."""
 
 Money = Decimal_
 """An amount of money in the quote currency."""

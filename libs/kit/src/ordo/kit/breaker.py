@@ -3,14 +3,22 @@
 A breaker is named per dependency (``venue:paper:acct-1``, ``nats``). Its state lives in Redis when
 a Redis URL is configured, so every replica of a service sees the same state; otherwise in memory.
 Only transient failures count: business errors pass through the breaker untouched.
+
+A change of state is announced to the listeners once for all replicas. Replicas that share a
+breaker may each make the same change at the same moment (two calls find it open past its
+recovery time, and both half-open it), so the first to claim the change in Redis (``SET NX``)
+announces it. The claim lasts a little less than the recovery time: a breaker cannot come back
+to a state sooner (every way back leads through open and its recovery), so a later claim of the
+same state is a new change.
 """
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Gauge
 from purgatory import AsyncCircuitBreakerFactory, AsyncRedisUnitOfWork
 from purgatory.domain.model import OpenedState
+from purgatory.service._async.repository import AsyncRedisRepository
 from redis.exceptions import RedisError
 from tenacity import (
     AsyncRetrying,
@@ -35,6 +43,9 @@ _STATE_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState
 
 BreakerListener = Callable[[str, BreakerState], None]
 
+_ANNOUNCED_PREFIX = "ordo:breaker:announced:"
+_CLAIM_SHARE_OF_RECOVERY = 0.9
+
 
 class CircuitOpenError(Exception):
     """The breaker is open: the dependency is failing, so the call was not even tried."""
@@ -53,6 +64,9 @@ class Breakers:
         registry: CollectorRegistry | None = None,
     ) -> None:
         uow = AsyncRedisUnitOfWork(redis_url) if redis_url else None
+        # purgatory's own client: the claims of announced changes live next to the states.
+        self._shared: Any = cast(AsyncRedisRepository, uow.contexts).redis if uow else None
+        self._claim_ms = max(1, int(settings.recovery_seconds * _CLAIM_SHARE_OF_RECOVERY * 1000))
         self._factory = AsyncCircuitBreakerFactory(
             default_threshold=settings.failure_threshold,
             default_ttl=settings.recovery_seconds,
@@ -64,6 +78,8 @@ class Breakers:
         )
         self._local.add_listener(self._on_event)
         self._listeners: list[BreakerListener] = []
+        # Changes this replica made, announced after the call that made them (needs Redis).
+        self._changes: list[tuple[str, BreakerState]] = []
         self.states: dict[str, BreakerState] = {}
         self._gauge = Gauge(
             "ordo_breaker_state",
@@ -76,7 +92,19 @@ class Breakers:
         await self._factory.initialize()
 
     def on_change(self, listener: BreakerListener) -> None:
+        """Call ``listener`` once per change of a breaker's shared state, on one replica."""
         self._listeners.append(listener)
+
+    async def shared_state(self, breaker: str) -> BreakerState:
+        """The breaker's state as every replica sees it (closed if it was never used)."""
+        try:
+            async with self._factory.uow as uow:
+                context = await uow.contexts.get(breaker)
+        except RedisError:
+            return self.states.get(breaker, BreakerState.CLOSED)
+        if context is None:
+            return BreakerState.CLOSED
+        return _STATE_NAMES.get(context.state, BreakerState.CLOSED)
 
     async def call(
         self,
@@ -127,7 +155,36 @@ class Breakers:
             # The call succeeded; only recording the breaker's state failed. Reporting a
             # failure now would make the caller redo (or doubt) work that is done.
             log.warning("breaker state not recorded: Redis unavailable", breaker=breaker)
+        finally:
+            await self._announce_changes()
         return result  # type: ignore[return-value]
+
+    async def _announce_changes(self) -> None:
+        while self._changes:
+            name, state = self._changes.pop(0)
+            if not await self._first_to_announce(name, state):
+                continue
+            log.warning("breaker changed", breaker=name, state=state)
+            for listener in self._listeners:
+                try:
+                    listener(name, state)
+                except Exception:
+                    # A listener's trouble must not turn the call it follows into a failure.
+                    log.exception("breaker listener failed", breaker=name, state=state)
+
+    async def _first_to_announce(self, name: str, state: BreakerState) -> bool:
+        """Whether this replica claimed the change first (another replica may have made it too)."""
+        if self._shared is None:
+            return True
+        try:
+            claimed = await self._shared.set(
+                f"{_ANNOUNCED_PREFIX}{name}:{state.value}", "1", nx=True, px=self._claim_ms
+            )
+        except RedisError:
+            # Better announced twice (by two replicas) than never.
+            log.warning("breaker change not deduplicated: Redis unavailable", breaker=name)
+            return True
+        return bool(claimed)
 
     async def _get(self, breaker: str, ignore: tuple[type[BaseException], ...]) -> Any:
         try:
@@ -145,10 +202,9 @@ class Breakers:
         if event_name not in {"state_changed", "circuit_breaker_created"}:
             return
         state = _STATE_NAMES.get(getattr(event, "state", "closed"), BreakerState.CLOSED)
-        previous = self.states.get(name)
         self.states[name] = state
         self._gauge.labels(breaker=name).set(_STATE_VALUES[state])
-        if previous is not None and previous != state:
-            log.warning("breaker changed", breaker=name, state=state, previous=previous)
-            for listener in self._listeners:
-                listener(name, state)
+        # Every state_changed is a transition this replica made of the shared state (another
+        # replica's changes raise no event here), whatever this replica last saw of it.
+        if event_name == "state_changed":
+            self._changes.append((name, state))

@@ -5,13 +5,14 @@ from collections.abc import Awaitable, Callable
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+Exposition = Callable[[], Awaitable[bytes]]
 
 
 def ops_router(
-    registry: CollectorRegistry, readiness: ReadinessCheck, liveness: Callable[[], bool]
+    exposition: Exposition, readiness: ReadinessCheck, liveness: Callable[[], bool]
 ) -> APIRouter:
     router = APIRouter(tags=["ops"])
 
@@ -30,7 +31,7 @@ def ops_router(
 
     @router.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(await exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

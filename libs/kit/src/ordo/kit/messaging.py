@@ -44,6 +44,7 @@ from ordo.contracts.subjects import (
 )
 from ordo.kit.breaker import Breakers
 from ordo.kit.logs import get_logger
+from ordo.kit.metrics import DeliveryOutcome, ServiceMetrics
 from ordo.kit.outbox import Outbox, OutgoingMessage, Transaction
 from ordo.kit.settings import NatsSettings
 from ordo.kit.store import ConcurrentUpdate
@@ -135,12 +136,18 @@ class Messaging:
     """A service's view of NATS: publish through the breaker, consume with the delivery policy."""
 
     def __init__(
-        self, service: Service, broker: NatsBroker, settings: NatsSettings, breakers: Breakers
+        self,
+        service: Service,
+        broker: NatsBroker,
+        settings: NatsSettings,
+        breakers: Breakers,
+        metrics: ServiceMetrics,
     ) -> None:
         self.service = service
         self.broker = broker
         self.settings = settings
         self.breakers = breakers
+        self.metrics = metrics
 
     async def publish(self, outgoing: OutgoingMessage) -> None:
         headers = {**outgoing.headers, "Nats-Msg-Id": outgoing.message_id}
@@ -258,6 +265,7 @@ class Messaging:
                 error=repr(exc),
                 exc_info=True,
             )
+            self.metrics.failed(subject, DeliveryOutcome.RETRY)
             await msg.nack(delay=delay)
         else:
             await msg.ack()
@@ -271,7 +279,7 @@ class Messaging:
             "Ordo-Consumer": durable_name(self.service, subject),
             "Ordo-Attempts": str(attempt),
             "Ordo-Error": f"{type(exc).__name__}: {exc}"[:1000],
-            "Nats-Msg-Id": f"dlq-{self.service}-{_stream_sequence(msg) or msg.message_id}",
+            "Nats-Msg-Id": _dead_letter_id(self.service, msg),
         }
         log.error(
             "message dead-lettered",
@@ -288,8 +296,10 @@ class Messaging:
             log.error(
                 "dead-letter publish failed; message will be redelivered", error=repr(publish_error)
             )
+            self.metrics.failed(subject, DeliveryOutcome.RETRY)
             await msg.nack(delay=5.0)
             return
+        self.metrics.failed(subject, DeliveryOutcome.DEAD_LETTER)
         await msg.ack()
 
     def consume_dead_letters(self, handler: "DeadLetterHandler", outbox: Outbox) -> None:
@@ -326,8 +336,10 @@ class Messaging:
                         dead_letter_id=letter.dead_letter_id,
                         subject=letter.subject,
                     )
+                    self.metrics.failed(Subject.DEAD_LETTERS, DeliveryOutcome.GIVEN_UP)
                     await msg.ack()
                     return
+                self.metrics.failed(Subject.DEAD_LETTERS, DeliveryOutcome.RETRY)
                 await msg.nack(delay=_backoff(self.settings.backoff_seconds, attempt))
             else:
                 await msg.ack()
@@ -417,6 +429,17 @@ def _delivery_attempt(msg: NatsMessage) -> int:
         return int(msg.raw_message.metadata.num_delivered)
     except (AttributeError, TypeError, ValueError, NatsError):
         return 1  # FastStream's in-memory test broker carries no JetStream metadata
+
+
+def _dead_letter_id(service: Service, msg: NatsMessage) -> str:
+    """The dead letter's ``Nats-Msg-Id``: the same for a redelivery of the message (JetStream
+    keeps one dead letter), different for every other message. A stream sequence alone is not
+    enough: a service consumes several streams, each numbering its messages from 1, and
+    JetStream would silently drop the second of two dead letters with the same id."""
+    sequence = _stream_sequence(msg)
+    if sequence is None:
+        return f"dlq-{service}-{msg.message_id}"
+    return f"dlq-{service}-{msg.raw_message.metadata.stream}-{sequence}"
 
 
 def _stream_sequence(msg: NatsMessage) -> int | None:

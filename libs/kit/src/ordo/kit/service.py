@@ -11,11 +11,16 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 from sqlalchemy import MetaData
 
 from ordo.contracts.envelope import Message
-from ordo.contracts.subjects import Service, Subject
+from ordo.contracts.subjects import (
+    DEAD_LETTER_STREAM,
+    STREAM_OF_SUBJECT,
+    Service,
+    Subject,
+    durable_name,
+)
 from ordo.kit.breaker import Breakers
 from ordo.kit.http import HttpServer, ops_app, ops_router
 from ordo.kit.logs import get_logger, setup_logging
@@ -26,6 +31,7 @@ from ordo.kit.messaging import (
     ensure_streams,
     make_broker,
 )
+from ordo.kit.metrics import ConsumerLag, ServiceMetrics
 from ordo.kit.migrations import upgrade_async
 from ordo.kit.outbox import Outbox
 from ordo.kit.settings import ServiceSettings
@@ -52,7 +58,8 @@ class ServiceKit:
         self.service = Service(settings.service_name)
         self.settings = settings
         self.metadata = metadata
-        self.registry = CollectorRegistry()
+        self.metrics = ServiceMetrics()
+        self.registry = self.metrics.registry
         self.tracer_provider = (
             setup_tracing(self.service, settings.instance, settings.telemetry)
             if telemetry
@@ -69,13 +76,20 @@ class ServiceKit:
             tracer_provider=self.tracer_provider,
             registry=self.registry,
         )
-        self.messaging = Messaging(self.service, self.broker, settings.nats, self.breakers)
+        self.messaging = Messaging(
+            self.service, self.broker, settings.nats, self.breakers, self.metrics
+        )
+        self.consumer_lag = ConsumerLag(self.broker, self.registry)
+        self.metrics.measure_on_scrape("consumer-lag", self.consumer_lag.measure)
         self.outbox = Outbox(
             self.db, tables, self.messaging.publish, settings.outbox, registry=self.registry
         )
+        self.metrics.measure_on_scrape("outbox-backlog", self.outbox.measure_backlog)
         self.supervisor = Supervisor()
         self.http_app = http_app or ops_app(self.service)
-        self.http_app.include_router(ops_router(self.registry, self.readiness, self.liveness))
+        self.http_app.include_router(
+            ops_router(self.metrics.exposition, self.readiness, self.liveness)
+        )
         self.http: HttpServer | None = None
         self._periodic: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
         self._on_start: list[Hook] = []
@@ -84,9 +98,13 @@ class ServiceKit:
     # -- wiring, called by a service's app.py -------------------------------------------------
     def consume(self, subject: Subject, model: type[M], handler: Handler[M]) -> None:
         self.messaging.consume(subject, model, handler, self.outbox)
+        self.consumer_lag.watch(STREAM_OF_SUBJECT[subject], durable_name(self.service, subject))
 
     def consume_dead_letters(self, handler: DeadLetterHandler) -> None:
         self.messaging.consume_dead_letters(handler, self.outbox)
+        self.consumer_lag.watch(
+            DEAD_LETTER_STREAM, durable_name(self.service, Subject.DEAD_LETTERS)
+        )
 
     def reply(
         self, subject: Subject, model: type[M], responder: Callable[[M], Awaitable[Message]]

@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -39,6 +40,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ordo.contracts.types import utc_now
+
+tracer = trace.get_tracer(__name__)
 
 
 class ConcurrentUpdate(Exception):
@@ -189,8 +192,21 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
-            yield session
+        """A session; in a trace (a handler, a request), a ``store.transaction`` span of it.
+
+        Work outside any trace (the outbox sweeper, a metrics scrape) makes no span of its own:
+        every second of every replica would otherwise start a trace.
+        """
+        if not trace.get_current_span().get_span_context().is_valid:
+            async with self.sessions() as session:
+                yield session
+            return
+        attributes = {"db.system": self.engine.dialect.name}
+        with tracer.start_as_current_span(
+            "store.transaction", kind=trace.SpanKind.CLIENT, attributes=attributes
+        ):
+            async with self.sessions() as session:
+                yield session
 
     async def ping(self) -> bool:
         async with self.engine.connect() as connection:

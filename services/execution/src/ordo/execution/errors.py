@@ -4,14 +4,15 @@ Every adapter raises these and nothing else: a ccxt error is translated once, at
 boundary, so the engine never imports ccxt to decide what a failure means. Three families:
 
 - ``TransientVenueError``: the venue could not answer. Counts towards the circuit breaker; a read
-  may be retried. A create is never retried blindly: after a timeout its outcome is unknown and
-  is resolved by looking the order up by its client order id.
+  may be retried. A create is never retried blindly: when it failed in a way that may have
+  placed the order (``UnknownOutcome``: a timeout, a server error, an unreadable answer) its
+  outcome is resolved by looking the order up by its client order id.
 - ``BusinessVenueError``: the venue answered and said no. Does not count towards the breaker; the
   order becomes a REJECTED execution report.
 - ``AuthenticationFailed``: the credentials are wrong or revoked. Counts towards the breaker (so
-  the venue is left alone for a while); a create becomes a REJECTED report, a cancel goes to the
-  dead-letter stream at once, to be replayed once the credentials are fixed. Nothing halts
-  trading on the venue by itself yet.
+  the venue is left alone for a while) and halts new orders on the venue for the account until
+  the credentials work again; a create becomes a REJECTED report, a cancel goes to the
+  dead-letter stream at once, to be replayed once the credentials are fixed.
 """
 
 from typing import ClassVar
@@ -38,7 +39,13 @@ class VenueUnavailable(TransientVenueError):
     default_message = "the venue is unavailable (down, in maintenance or unreachable)"
 
 
-class VenueTimeout(TransientVenueError):
+class UnknownOutcome(TransientVenueError):
+    """The venue failed while handling a request that changes state: it may have taken effect."""
+
+    default_message = "the venue failed while taking the request; whether it took effect is unknown"
+
+
+class VenueTimeout(UnknownOutcome):
     default_message = "the venue did not answer in time; whether the request took effect is unknown"
 
 
@@ -72,6 +79,12 @@ class OrderNotFound(BusinessVenueError):
     default_message = "the venue does not know this order"
 
 
+class DuplicateOrder(BusinessVenueError):
+    """The venue already holds an order under this client order id: look it up, never resend."""
+
+    default_message = "the venue already holds an order with this client order id"
+
+
 class UnknownVenue(BusinessVenueError):
     """No adapter is registered under the venue name an order or query asked for."""
 
@@ -79,6 +92,7 @@ class UnknownVenue(BusinessVenueError):
 
 
 class AuthenticationFailed(VenueError):
-    """Credentials were refused: never retried at once, and counted towards the breaker."""
+    """Credentials were refused: counted towards the breaker, and new orders to the venue account
+    are halted until a probe finds the credentials working again."""
 
     default_message = "the venue refused the credentials (wrong, expired or lacking permission)"

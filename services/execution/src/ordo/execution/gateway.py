@@ -2,21 +2,32 @@
 
 Business errors (the venue said no) pass through the breaker without counting; transient ones
 count. Reads and cancels are retried on transient errors (they are safe to repeat); order
-creation never is: after a failure its outcome is resolved by looking the order up.
+creation never is: after a failure its outcome is resolved by looking the order up. A create is
+cut off at its deadline (a timeout: the outcome is unknown), so that it never outlives the lease
+its attempt holds on the order.
 """
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
+from ordo.contracts.enums import BreakerState
 from ordo.contracts.execution import VenueBalance, VenuePosition
 from ordo.contracts.orders import OrderSpec
-from ordo.execution.errors import BusinessVenueError, TransientVenueError
-from ordo.execution.venues.base import Venue, VenueOrder
+from ordo.execution.errors import BusinessVenueError, TransientVenueError, VenueTimeout
+from ordo.execution.venues.base import (
+    ClosableVenue,
+    FollowedVenue,
+    Venue,
+    VenueFill,
+    VenueOrder,
+)
 from ordo.execution.venues.registry import VenueRegistry
 from ordo.kit.breaker import Breakers
 
@@ -57,12 +68,16 @@ class VenueHoldings:
     positions: list[VenuePosition]
     open_orders: list[VenueOrder]
     balances: list[VenueBalance]
+    recent_fills: list[VenueFill]
 
 
 class VenueGateway:
-    def __init__(self, registry: VenueRegistry, breakers: Breakers) -> None:
+    def __init__(
+        self, registry: VenueRegistry, breakers: Breakers, *, create_deadline_seconds: float
+    ) -> None:
         self._registry = registry
         self._breakers = breakers
+        self._create_deadline = create_deadline_seconds
 
     def adapter(self, venue: str, account: str) -> Venue:
         """The account's adapter; raises ``UnknownVenue`` (a business error) for no such venue."""
@@ -75,14 +90,28 @@ class VenueGateway:
         """Every adapter opened so far, as (venue, account, adapter)."""
         return self._registry.active()
 
+    async def breaker_state(self, venue: str, account: str) -> BreakerState:
+        """The venue account's breaker, as every replica sees it."""
+        return await self._breakers.shared_state(breaker_name(venue, account))
+
     async def create_order(self, spec: OrderSpec) -> VenueOrder:
         """Place an order, once: no retry, whatever the failure."""
         with _span("create_order", spec.venue, spec.account, spec.order_id) as span:
             adapter = self.adapter(spec.venue, spec.account)
+
+            async def create() -> VenueOrder:
+                try:
+                    async with asyncio.timeout(self._create_deadline):
+                        return await adapter.create_order(spec)
+                except TimeoutError:
+                    raise VenueTimeout(
+                        f"creating order {spec.order_id} took longer than "
+                        f"{self._create_deadline:g}s; it may have been placed",
+                        venue=spec.venue,
+                    ) from None
+
             order = await self._breakers.call(
-                breaker_name(spec.venue, spec.account),
-                lambda: adapter.create_order(spec),
-                ignore=(BusinessVenueError,),
+                breaker_name(spec.venue, spec.account), create, ignore=(BusinessVenueError,)
             )
             span.set_attribute("ordo.venue_order_id", order.venue_order_id)
             return order
@@ -104,14 +133,44 @@ class VenueGateway:
             span.set_attribute("ordo.venue_order_id", order.venue_order_id)
             return order
 
-    async def holdings(self, venue: str, account: str) -> VenueHoldings:
+    async def holdings(self, venue: str, account: str, fills_since: datetime) -> VenueHoldings:
         with _span("snapshot", venue, account):
             adapter = self.adapter(venue, account)
             return VenueHoldings(
                 positions=await self._read(venue, account, adapter.positions),
                 open_orders=await self._read(venue, account, adapter.open_orders),
                 balances=await self._read(venue, account, adapter.balances),
+                recent_fills=await self._read(
+                    venue, account, lambda: adapter.recent_fills(fills_since)
+                ),
             )
+
+    async def probe(self, venue: str, account: str) -> None:
+        """One authenticated read (the balances), once: do the credentials work?"""
+        with _span("probe", venue, account):
+            adapter = self.adapter(venue, account)
+            await self._breakers.call(
+                breaker_name(venue, account), adapter.balances, ignore=(BusinessVenueError,)
+            )
+
+    async def order_updates(self, venue: str, account: str) -> AsyncIterator[str]:
+        """The client order ids the venue pushes as orders change, each wait through the breaker."""
+        adapter = self.adapter(venue, account)
+        if not isinstance(adapter, FollowedVenue) or not adapter.follows_orders:
+            return
+        updates = aiter(adapter.order_updates())
+        while True:
+            yield await self._breakers.call(
+                breaker_name(venue, account),
+                lambda: anext(updates),
+                ignore=(BusinessVenueError,),
+            )
+
+    async def close(self) -> None:
+        """Release every adapter's connections (at shutdown)."""
+        for _, _, adapter in self.active():
+            if isinstance(adapter, ClosableVenue):
+                await adapter.close()
 
     async def _read(self, venue: str, account: str, operation: Callable[[], Awaitable[T]]) -> T:
         return await self._breakers.call(

@@ -1,27 +1,32 @@
-"""Approved orders → venue → execution reports; cancels; resting paper orders; venue health.
+"""Approved orders → venue → execution reports; cancels; following orders; snapshots.
 
 Creating an order is the one side effect that cannot be rolled back, so it always goes: record
-the attempt (PENDING) and commit it; call the venue once; record the outcome, its reports and the
-paper books in one transaction. An attempt found PENDING (a crash, or a failure before the venue
-answered) is resolved by looking the order up by its client order id before anything else, and
-created only if the venue does not hold it. An attempt found UNKNOWN (the create timed out) is
-only ever looked up: the venue may have taken it without showing it yet.
+the attempt (PENDING) with a lease on it and commit; call the venue once; record the outcome,
+its reports and the paper books in one transaction, and let the lease go. Whoever meets an
+attempt that holds its lease (another replica given the same approval) waits for it rather
+than create the order too. An attempt found PENDING and free (a crash, or a failure before the
+venue acted) is resolved by looking the order up by its client order id before anything else,
+and created only if the venue does not hold it. An attempt found UNKNOWN (the create failed in
+a way that may have placed it) is only ever looked up: the venue may hold it without showing it
+yet.
+
+A create the breaker refuses is rejected at once (it was not sent): a market order is not held
+back to go out late. Refused credentials halt new orders to the venue account (see ``health``).
 """
 
 import asyncio
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 
 from structlog.contextvars import bound_contextvars
 
-from ordo.contracts.enums import BreakerState
-from ordo.contracts.envelope import Message, new_message_id
+from ordo.contracts.envelope import Message
 from ordo.contracts.execution import (
     ExecutionReport,
     RequestVenueSnapshot,
+    VenueFillRecord,
     VenueOpenOrder,
     VenueSnapshot,
-    VenueStatusChanged,
 )
 from ordo.contracts.orders import CancelOrder, OrderSpec
 from ordo.contracts.risk import OrderApproved
@@ -31,31 +36,29 @@ from ordo.execution.domain.reports import ReportDraft, rejection, reports_due, w
 from ordo.execution.errors import (
     AuthenticationFailed,
     BusinessVenueError,
+    DuplicateOrder,
     OrderNotFound,
     TransientVenueError,
+    UnknownOutcome,
     UnknownVenue,
-    VenueTimeout,
 )
-from ordo.execution.gateway import VenueGateway, parse_breaker_name
+from ordo.execution.gateway import VenueGateway
+from ordo.execution.health import VenueHealth
 from ordo.execution.store import ConcurrentUpdate, Submission, SubmissionStatus
-from ordo.execution.venues.base import VenueOrder
+from ordo.execution.venues.base import FollowedVenue, Venue, VenueFill, VenueOrder
 from ordo.execution.venues.paper import VENUE_NAME as PAPER_VENUE
 from ordo.execution.venues.paper import PaperVenue
 from ordo.kit.breaker import CircuitOpenError
 from ordo.kit.logs import get_logger
 from ordo.kit.messaging import PoisonMessage
 from ordo.kit.outbox import Outbox, Transaction
+from ordo.kit.store import Database
 
 PRODUCER = "execution"
 log = get_logger(__name__)
 
 Clock = Callable[[], datetime]
-
-_BREAKER_REASONS = {
-    BreakerState.OPEN: "the venue keeps failing: calls are refused until it recovers",
-    BreakerState.HALF_OPEN: "trying the venue again after a pause",
-    BreakerState.CLOSED: "the venue answers normally again",
-}
+_CLAIM_POLL_SECONDS = 0.1
 
 
 class OutcomeUnknown(Exception):
@@ -63,17 +66,32 @@ class OutcomeUnknown(Exception):
 
 
 class Execution:
-    """The execution service's handlers, responder and periodic job."""
+    """The execution service's handlers, responder and periodic jobs."""
 
     def __init__(
-        self, gateway: VenueGateway, outbox: Outbox, books: PaperBooks, clock: Clock
+        self,
+        gateway: VenueGateway,
+        outbox: Outbox,
+        books: PaperBooks,
+        health: VenueHealth,
+        db: Database,
+        clock: Clock,
+        *,
+        create_lease: timedelta,
+        snapshot_fills: timedelta,
+        give_up_pending: timedelta,
     ) -> None:
         self._gateway = gateway
         self._outbox = outbox
         self._books = books
+        self._health = health
+        self._db = db
         self._clock = clock
-        # Publishes of breaker changes in flight; kept so that they are not garbage collected.
-        self._status_tasks: set[asyncio.Task[None]] = set()
+        self._lease = create_lease
+        self._snapshot_fills = snapshot_fills
+        self._give_up_pending = give_up_pending
+        # When each venue account was last polled (event loop time); one entry per account.
+        self._polled: dict[tuple[str, str], float] = {}
 
     # -- risk.approved.v1 ----------------------------------------------------------------------
 
@@ -86,7 +104,12 @@ class Execution:
         submission = await store.get_submission(tx.session, spec.order_id)
         if submission is None:
             submission = await store.insert_submission(
-                tx.session, approved, spec, SubmissionStatus.PENDING, attempts=1
+                tx.session,
+                approved,
+                spec,
+                SubmissionStatus.PENDING,
+                attempts=1,
+                claimed_until=self._lease_end(),
             )
         elif submission.status.is_settled:
             # Its reports are in the outbox already: a repeat approval changes nothing.
@@ -94,6 +117,8 @@ class Execution:
                 "order already handled; the venue is not called again", status=submission.status
             )
             return
+        elif submission.claimed_at(self._clock()):
+            await self._wait_for_claim(submission)
         else:
             # An earlier attempt may have created the order before it crashed or timed out.
             order = await self._look_up(submission)
@@ -109,18 +134,42 @@ class Execution:
                     f"creating order {submission.order_id} timed out and the venue does not "
                     f"show it (yet); it is looked up again, never created a second time"
                 )
+            # Taking the lease bumps the version: of two replicas here, one goes on.
             submission = await store.update_submission(
-                tx.session, submission, attempts=submission.attempts + 1
+                tx.session,
+                submission,
+                attempts=submission.attempts + 1,
+                claimed_until=self._lease_end(),
             )
-        # The attempt is on record before the venue hears of the order.
+        # The attempt and its lease are on record before the venue hears of the order.
         await self._outbox.checkpoint(tx)
         # Read after our commit: a cancel committed before it is seen here, and one committed
         # after it sees our row (on_cancel checks in the same order), so none slips through.
         if (reason := await store.cancel_reason(tx.session, spec.order_id)) is not None:
             await self._withdraw(approved, submission, reason, tx)
             return
+        if (halt := self._health.halted(spec.venue, spec.account)) is not None:
+            log.warning("the venue is halted for the account; the order is rejected", halt=halt)
+            await self._reject(approved, submission, f"not sent: venue halted ({halt})", tx)
+            return
         await self._create(approved, spec, submission, tx)
         await self._save_books(tx, submission)
+
+    def _lease_end(self) -> datetime:
+        return self._clock() + self._lease
+
+    async def _wait_for_claim(self, submission: Submission) -> None:
+        """Another attempt is creating the order: wait until it is done, then look again."""
+        log.info("the order is being created by another attempt; waiting for it")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._lease.total_seconds()
+        while loop.time() < deadline:
+            claimed_until = await store.claim_of(self._db, submission.order_id)
+            if claimed_until is None or claimed_until <= self._clock():
+                break
+            await asyncio.sleep(_CLAIM_POLL_SECONDS)
+        # Handled again on fresh data: settled by then, or free to be looked up and resolved.
+        raise ConcurrentUpdate(f"order {submission.order_id} was being created by another attempt")
 
     async def _create(
         self, approved: OrderApproved, spec: OrderSpec, submission: Submission, tx: Transaction
@@ -129,34 +178,54 @@ class Execution:
             order = await self._gateway.create_order(spec)
         except AuthenticationFailed as exc:
             log.error("the venue refused our credentials; the order is rejected", error=str(exc))
+            await self._health.halt(spec.venue, spec.account, exc)
             await self._reject(approved, submission, str(exc), tx)
+        except DuplicateOrder as exc:
+            await self._resolve_unknown(approved, submission, exc, tx)
         except BusinessVenueError as exc:
             log.info("the venue rejected the order", reason=str(exc))
             await self._reject(approved, submission, str(exc), tx)
-        except VenueTimeout as exc:
-            await self._resolve_timeout(approved, submission, exc, tx)
-        except (TransientVenueError, CircuitOpenError) as exc:
-            # Most likely the venue never took the order (the paper venue fails before acting);
-            # either way the retry of the message looks the order up before creating it.
+        except CircuitOpenError as exc:
+            # Not sent: the venue keeps failing. An answer now beats a market order going out
+            # seconds later at another price; the OMS may propose it again.
+            log.warning("the venue's breaker is open; the order is rejected", error=str(exc))
+            await self._reject(approved, submission, f"not sent: {exc}", tx)
+        except UnknownOutcome as exc:
+            await self._resolve_unknown(approved, submission, exc, tx)
+        except TransientVenueError as exc:
+            # The venue turned the request away before acting on it (rate limit, clock): free
+            # the order for the retry of the message, which looks it up before creating it.
             log.warning("the venue could not take the order; retrying later", error=str(exc))
+            await store.update_submission(
+                tx.session, submission, last_error=str(exc), claimed_until=None
+            )
+            await self._outbox.checkpoint(tx)
             raise
         else:
             await self._report(tx, submission, order, cause=approved)
 
-    async def _resolve_timeout(
-        self, approved: OrderApproved, submission: Submission, exc: VenueTimeout, tx: Transaction
+    async def _resolve_unknown(
+        self,
+        approved: OrderApproved,
+        submission: Submission,
+        exc: UnknownOutcome | DuplicateOrder,
+        tx: Transaction,
     ) -> None:
-        """The create timed out: the venue may hold the order. Look it up, never create again."""
-        log.warning("order creation timed out; looking the order up", error=str(exc))
+        """The venue may hold the order: look it up, never create it again."""
+        log.warning("order creation may have placed the order; looking it up", error=str(exc))
         submission = await store.update_submission(
-            tx.session, submission, status=SubmissionStatus.UNKNOWN, last_error=str(exc)
+            tx.session,
+            submission,
+            status=SubmissionStatus.UNKNOWN,
+            last_error=str(exc),
+            claimed_until=None,
         )
         await self._outbox.checkpoint(tx)
         order = await self._look_up(submission)
         if order is None:
             raise OutcomeUnknown(
-                f"creating order {submission.order_id} timed out and the venue does not know "
-                f"it (yet); the retry looks it up again, and never creates it a second time"
+                f"creating order {submission.order_id} may have placed it and the venue does "
+                f"not show it (yet); the retry looks it up again, and never creates it again"
             )
         await self._report(tx, submission, order, cause=approved)
 
@@ -179,6 +248,7 @@ class Execution:
             status=SubmissionStatus.REJECTED,
             venue_status=draft.status,
             last_error=reason,
+            claimed_until=None,
         )
         tx.publish(self._execution_report(submission, draft, cause=approved))
 
@@ -193,6 +263,7 @@ class Execution:
             status=SubmissionStatus.WITHDRAWN,
             venue_status=draft.status,
             attempts=submission.attempts - 1,
+            claimed_until=None,
         )
         # WITHDRAWN settles the order for good, so its request has done its work.
         await store.remove_cancel_request(tx.session, submission.order_id)
@@ -248,6 +319,7 @@ class Execution:
             # Not the venue's answer about the order: our credentials are refused. Acknowledging
             # would drop the cancel and leave the order working at the venue, and no retry helps
             # before an operator fixes the credentials: dead-letter it (an alert) for a replay.
+            await self._health.halt(submission.venue, submission.account, exc)
             raise PoisonMessage(f"the cancel of {cancel.order_id} was not done: {exc}") from exc
         # CANCELED, or the fill that raced the cancel and the status it left.
         await self._report(tx, submission, order, cause=cancel)
@@ -257,49 +329,98 @@ class Execution:
 
     async def snapshot(self, request: RequestVenueSnapshot) -> VenueSnapshot:
         """What the venue holds for the account, as it says (the reconciler compares it)."""
-        # Reading the paper venue may fill resting orders; the match job reports and saves them.
-        holdings = await self._gateway.holdings(request.venue, request.account)
+        now = self._clock()
+        since = request.fills_since or now - self._snapshot_fills
+        # Reading the paper venue may fill resting orders; the follow-up job reports them.
+        holdings = await self._gateway.holdings(request.venue, request.account, since)
+        # Many venues list a trade with their own order id only: name the order by ours.
+        async with self._db.session() as session:
+            ours = await store.client_order_ids(
+                session,
+                request.venue,
+                request.account,
+                (fill.venue_order_id for fill in holdings.recent_fills if fill.order_id is None),
+            )
         return VenueSnapshot.caused_by(
             request,
             producer=PRODUCER,
             account=request.account,
             venue=request.venue,
-            taken_at=self._clock(),
+            taken_at=now,
             positions=tuple(holdings.positions),
             open_orders=tuple(_open_order(order) for order in holdings.open_orders),
             balances=tuple(holdings.balances),
+            recent_fills=tuple(_fill_record(fill, ours) for fill in holdings.recent_fills),
         )
 
-    # -- periodic: resting paper orders --------------------------------------------------------
+    # -- periodic: following orders to their end -----------------------------------------------
 
-    async def match(self) -> None:
-        """Fill resting paper orders the price has reached, and report what changed."""
+    async def follow_orders(self) -> None:
+        """Look up the orders still open (or of unknown outcome) and report what changed.
+
+        Paper accounts are matched and looked at every round; a venue account is polled at its
+        own interval (its websocket, when it has one, brings news sooner: ``follow_pushes``).
+        """
         now = self._clock()
         for venue, account, adapter in self._gateway.active():
-            if not isinstance(adapter, PaperVenue):
+            if self._health.halted(venue, account) is not None or not self._due(
+                venue, account, adapter
+            ):
                 continue
             with bound_contextvars(venue=venue, account=account):
                 try:
-                    await self._match_account(venue, account, adapter, now)
+                    await self._follow_account(venue, account, adapter, now)
                 except Exception:
                     # One account's trouble (a concurrent write, a store hiccup) must not
                     # starve the others; the next round tries again.
-                    log.exception("matching resting orders failed; trying again next round")
+                    log.exception("following orders failed; trying again next round")
 
-    async def _match_account(
-        self, venue: str, account: str, adapter: PaperVenue, now: datetime
+    def _due(self, venue: str, account: str, adapter: Venue) -> bool:
+        if not isinstance(adapter, FollowedVenue):
+            return True
+        now = asyncio.get_running_loop().time()
+        last = self._polled.get((venue, account))
+        if last is not None and now - last < adapter.poll_interval_seconds:
+            return False
+        self._polled[(venue, account)] = now
+        return True
+
+    async def _follow_account(
+        self, venue: str, account: str, adapter: Venue, now: datetime
     ) -> None:
-        matched = adapter.match(now)
+        matched = adapter.match(now) if isinstance(adapter, PaperVenue) else []
         async with self._outbox.transaction() as tx:
             reported = False
-            # Every call to the venue matches too, so fills are found by looking at the open
-            # orders rather than taken from match() alone.
+            # Every call to the paper venue matches too, so fills are found by looking at the
+            # open orders rather than taken from match() alone.
             for submission in await store.unsettled_or_open(tx.session, venue, account):
-                reported |= await self._refresh(tx, submission)
+                if not submission.claimed_at(now):  # else its creator reports it
+                    reported |= await self._refresh(tx, submission, now)
             if matched or reported:
                 await self._books.save(tx.session, account, adapter)
 
-    async def _refresh(self, tx: Transaction, submission: Submission) -> bool:
+    async def follow_pushes(self, venue: str, account: str) -> None:
+        """Report each order the venue's websocket says changed, as it says so (supervised)."""
+        updates: AsyncIterator[str] = self._gateway.order_updates(venue, account)
+        async for order_id in updates:
+            with bound_contextvars(venue=venue, account=account, order_id=order_id):
+                try:
+                    await self.refresh_order(order_id)
+                except Exception:
+                    log.exception("reporting a pushed order change failed; polling catches up")
+
+    async def refresh_order(self, order_id: str) -> None:
+        """Look one order up and report what is new about it."""
+        async with self._outbox.transaction() as tx:
+            submission = await store.get_submission(tx.session, order_id)
+            if submission is None or submission.claimed_at(self._clock()):
+                return  # not ours, or its creator is about to report it
+            if submission.status in (SubmissionStatus.REJECTED, SubmissionStatus.WITHDRAWN):
+                return
+            if await self._refresh(tx, submission, self._clock()):
+                await self._save_books(tx, submission)
+
+    async def _refresh(self, tx: Transaction, submission: Submission, now: datetime) -> bool:
         try:
             order = await self._gateway.fetch_order(
                 submission.venue, submission.account, submission.order_id, submission.symbol
@@ -307,47 +428,47 @@ class Execution:
         except OrderNotFound:
             if submission.status is SubmissionStatus.SUBMITTED:
                 log.warning("the venue no longer knows an open order", order_id=submission.order_id)
+            elif self._never_placed(submission, now):
+                await self._give_up(tx, submission)
+                return True
             return False
-        except (TransientVenueError, CircuitOpenError) as exc:
+        except AuthenticationFailed as exc:
+            await self._health.halt(submission.venue, submission.account, exc)
+            return False
+        except (TransientVenueError, CircuitOpenError, BusinessVenueError) as exc:
             log.warning("could not look the order up; trying next round", error=str(exc))
             return False
         return await self._report(tx, submission, order, cause=None)
 
-    # -- breaker changes → exec.venue.v1 ------------------------------------------------------
-
-    def on_breaker_change(self, name: str, state: BreakerState) -> None:
-        """Breakers call listeners synchronously: the publish runs as a task of its own."""
-        parsed = parse_breaker_name(name, self._gateway.venue_names())
-        if parsed is None:
-            return
-        venue, account = parsed
-        task = asyncio.get_running_loop().create_task(
-            self._publish_venue_status(venue, account, state)
+    def _never_placed(self, submission: Submission, now: datetime) -> bool:
+        """A PENDING attempt the venue does not know, left alone for longer than any retry of
+        its approval takes: the venue turned every attempt away, or the approval gave up."""
+        return (
+            submission.status is SubmissionStatus.PENDING
+            and now - submission.updated_at > self._give_up_pending
         )
-        self._status_tasks.add(task)
-        task.add_done_callback(self._status_tasks.discard)
 
-    async def _publish_venue_status(self, venue: str, account: str, state: BreakerState) -> None:
-        try:
-            async with self._outbox.transaction() as tx:
-                tx.publish(
-                    VenueStatusChanged(
-                        correlation_id=new_message_id(),
-                        producer=PRODUCER,
-                        venue=venue,
-                        account=account,
-                        breaker=state,
-                        reason=_BREAKER_REASONS[state],
-                    )
-                )
-        except Exception:
-            # If the row was committed, the outbox sweeper publishes it later.
-            log.exception("publishing a venue status change failed", venue=venue, state=state)
+    async def _give_up(self, tx: Transaction, submission: Submission) -> None:
+        """Tell the OMS the order was never placed, rather than leave it waiting for good.
+
+        Only a PENDING attempt: the venue never acted on one (an attempt that may have placed the
+        order is UNKNOWN, and only ever looked up). A late retry of its approval finds it settled.
+        """
+        reason = f"never placed: the venue did not take it ({submission.last_error or 'no answer'})"
+        log.warning("giving up an order the venue never took", order_id=submission.order_id)
+        draft = rejection(reason)
+        submission = await store.update_submission(
+            tx.session,
+            submission,
+            status=SubmissionStatus.REJECTED,
+            venue_status=draft.status,
+            last_error=reason,
+        )
+        tx.publish(self._execution_report(submission, draft, cause=None))
 
     async def drain(self) -> None:
         """Wait for venue status publishes still in flight (at shutdown)."""
-        if self._status_tasks:
-            await asyncio.gather(*self._status_tasks, return_exceptions=True)
+        await self._health.drain()
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -373,6 +494,7 @@ class Execution:
             venue_order_id=order.venue_order_id,
             venue_status=order.status,
             last_error=None,
+            claimed_until=None,
         )
         await store.record_reported_fills(
             tx.session,
@@ -418,6 +540,16 @@ class Execution:
         except UnknownVenue:
             return
         await self._books.save(tx.session, submission.account, adapter)
+
+
+def _fill_record(venue_fill: VenueFill, ours: dict[str, str]) -> VenueFillRecord:
+    return VenueFillRecord(
+        order_id=venue_fill.order_id or ours.get(venue_fill.venue_order_id),
+        venue_order_id=venue_fill.venue_order_id,
+        symbol=venue_fill.symbol,
+        side=venue_fill.side,
+        fill=venue_fill.fill,
+    )
 
 
 def _open_order(order: VenueOrder) -> VenueOpenOrder:

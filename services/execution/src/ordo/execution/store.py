@@ -2,12 +2,17 @@
 
 - ``submissions``: one row per client order id, written *before* the venue is called, so that a
   crash or a timeout after the call leaves a trace that makes the next attempt look the order up
-  instead of creating it again.
+  instead of creating it again. ``claimed_until`` is the lease of the attempt that is creating
+  the order right now: another replica that gets the same approval (a redelivery) waits for it
+  instead of creating the order a second time; a lease that ran out (its holder crashed) may be
+  taken over.
 - ``reported_fills``: each fill is reported once, whichever path (create, cancel, matching) saw it.
 - ``cancel_requests``: cancels that arrived before their order was placed (the cancel and the
   approval travel on different streams): the order is then never sent, and the request removed.
 - ``paper_books``: the paper venue's books per account, so that a restart keeps balances,
   positions and resting orders.
+- ``venue_halts``: venue accounts whose credentials were refused: no new order goes to them until
+  a probe finds the credentials working again. Every replica reads the same rows.
 
 Updates are optimistic (``version``): a row changed by someone else since it was read raises
 :class:`ConcurrentUpdate`, and the kit retries the message.
@@ -43,6 +48,7 @@ from ordo.contracts.types import utc_now
 from ordo.execution.venues.paper_state import PaperVenueState
 from ordo.kit.store import (
     ConcurrentUpdate,
+    Database,
     ExactDecimal,
     UtcDateTime,
     insert_with_conflicts,
@@ -93,6 +99,7 @@ submissions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("version", Integer, nullable=False),
+    Column("claimed_until", UtcDateTime, nullable=True, doc="The lease of a create in progress"),
 )
 Index(
     "ix_submissions_venue_account_status",
@@ -128,6 +135,16 @@ paper_books = Table(
 )
 
 
+venue_halts = Table(
+    "venue_halts",
+    metadata,
+    Column("venue", String(64), primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("halted_at", UtcDateTime, nullable=False),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Submission:
     order_id: str
@@ -147,6 +164,11 @@ class Submission:
     created_at: datetime
     updated_at: datetime
     version: int
+    claimed_until: datetime | None = None
+
+    def claimed_at(self, now: datetime) -> bool:
+        """Whether an attempt holds the lease to create this order at ``now``."""
+        return self.claimed_until is not None and self.claimed_until > now
 
     @classmethod
     def from_mapping(cls, values: Mapping[Any, Any]) -> "Submission":
@@ -184,6 +206,7 @@ async def insert_submission(
     status: SubmissionStatus,
     *,
     attempts: int,
+    claimed_until: datetime | None = None,
 ) -> Submission:
     """Record an attempt; another replica recording the same order first raises."""
     now = utc_now()
@@ -205,6 +228,7 @@ async def insert_submission(
         created_at=now,
         updated_at=now,
         version=1,
+        claimed_until=claimed_until,
     )
     try:
         await session.execute(insert(submissions).values(submission.as_row()))
@@ -257,6 +281,28 @@ async def unsettled_or_open(session: AsyncSession, venue: str, account: str) -> 
     return [Submission.from_mapping(row._mapping) for row in (await session.execute(query)).all()]
 
 
+async def client_order_ids(
+    session: AsyncSession, venue: str, account: str, venue_order_ids: Iterable[str]
+) -> dict[str, str]:
+    """Venue order id → our client order id, for the orders of the account we placed."""
+    wanted = sorted(set(venue_order_ids))
+    if not wanted:
+        return {}
+    query = select(submissions.c.venue_order_id, submissions.c.order_id).where(
+        submissions.c.venue == venue,
+        submissions.c.account == account,
+        submissions.c.venue_order_id.in_(wanted),
+    )
+    return {row.venue_order_id: row.order_id for row in (await session.execute(query)).all()}
+
+
+async def claim_of(db: Database, order_id: str) -> datetime | None:
+    """The lease on the order's creation, read in a session of its own (fresh data)."""
+    async with db.session() as session:
+        query = select(submissions.c.claimed_until).where(submissions.c.order_id == order_id)
+        return await session.scalar(query)
+
+
 # -- reported fills ---------------------------------------------------------------------------
 
 
@@ -297,6 +343,31 @@ async def cancel_reason(session: AsyncSession, order_id: str) -> str | None:
 async def remove_cancel_request(session: AsyncSession, order_id: str) -> None:
     """Forget a cancel request once its order is withdrawn (the submission remembers it)."""
     await session.execute(delete(cancel_requests).where(cancel_requests.c.order_id == order_id))
+
+
+# -- halted venue accounts --------------------------------------------------------------------
+
+
+async def halt_venue(session: AsyncSession, venue: str, account: str, reason: str) -> bool:
+    """Halt new orders to the venue account; False if it was halted already."""
+    values = {"venue": venue, "account": account, "reason": reason, "halted_at": utc_now()}
+    insert = insert_with_conflicts(session, venue_halts)
+    result = await session.execute(insert.values(values).on_conflict_do_nothing())
+    return getattr(result, "rowcount", 0) == 1
+
+
+async def lift_halt(session: AsyncSession, venue: str, account: str) -> bool:
+    """Let orders go to the venue account again; False if it was not halted."""
+    result = await session.execute(
+        delete(venue_halts).where(venue_halts.c.venue == venue, venue_halts.c.account == account)
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
+async def venue_halts_by_account(session: AsyncSession) -> dict[tuple[str, str], str]:
+    """Every halted venue account, with why it was halted."""
+    rows = (await session.execute(select(venue_halts))).all()
+    return {(row.venue, row.account): row.reason for row in rows}
 
 
 # -- paper books ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from ordo.kit.service import ServiceKit
 from ordo.order import store
 from ordo.order.config import OrderSettings
 from ordo.order.handlers import OrderManagement, OrderQueries
+from ordo.order.metrics import OrdersByStatus
 
 
 def build(settings: OrderSettings | None = None, *, telemetry: bool = True) -> ServiceKit:
@@ -24,4 +25,5 @@ def build(settings: OrderSettings | None = None, *, telemetry: bool = True) -> S
 
     kit.reply(Subject.QUERY_ORDERS, QueryOrders, queries.orders)
     kit.reply(Subject.QUERY_POSITIONS, QueryPositions, queries.positions)
+    kit.metrics.measure_on_scrape("orders-by-status", OrdersByStatus(kit.db, kit.registry).measure)
     return kit

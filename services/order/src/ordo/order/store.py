@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     insert,
     select,
     update,
@@ -369,6 +370,12 @@ async def find_orders(
         query = query.where(orders.c.status == status.value)
     query = query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit)
     return [_order_view_from(row) for row in (await session.execute(query)).all()]
+
+
+async def count_orders_by_status(session: AsyncSession) -> dict[OrderStatus, int]:
+    """How many orders the store holds in each status (statuses no order is in are left out)."""
+    query = select(orders.c.status, func.count()).group_by(orders.c.status)
+    return {OrderStatus(status): count for status, count in (await session.execute(query)).all()}
 
 
 async def order_events_of(session: AsyncSession, order_id: str) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from ordo.kit.service import ServiceKit
 from ordo.risk import store
 from ordo.risk.config import RiskSettings
 from ordo.risk.handlers import RiskHandlers
+from ordo.risk.metrics import RiskMetrics
 
 log = get_logger(__name__)
 
@@ -20,7 +21,7 @@ AUDIT_PRUNE_INTERVAL_SECONDS = 3600.0
 def build(settings: RiskSettings | None = None, *, telemetry: bool = True) -> ServiceKit:
     settings = settings or RiskSettings()
     kit = ServiceKit(settings, metadata=store.metadata, tables=store.messaging, telemetry=telemetry)
-    handlers = RiskHandlers(settings.limits)
+    handlers = RiskHandlers(settings.limits, metrics=RiskMetrics(kit.registry))
 
     kit.consume(Subject.ORDER_PROPOSED, OrderProposed, handlers.order_proposed)
     kit.consume(Subject.ORDER_UPDATED, OrderUpdated, handlers.order_updated)

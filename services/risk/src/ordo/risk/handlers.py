@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from opentelemetry import trace
+from prometheus_client import CollectorRegistry
 from structlog.contextvars import bound_contextvars
 
 from ordo.contracts.enums import TradingState
@@ -30,6 +31,7 @@ from ordo.risk.domain.checks import Decision, RiskContext, evaluate
 from ordo.risk.domain.limits import AccountLimits
 from ordo.risk.domain.reservations import fill_between
 from ordo.risk.domain.state import InvalidStateChange, StateChange, StateUnchanged, change_state
+from ordo.risk.metrics import RiskMetrics
 from ordo.risk.store import StateChangeOutcome
 
 PRODUCER = "risk"
@@ -43,9 +45,17 @@ Clock = Callable[[], datetime]
 class RiskHandlers:
     """The risk service's consumers: proposals, order and position changes, operator commands."""
 
-    def __init__(self, limits: AccountLimits, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        limits: AccountLimits,
+        *,
+        clock: Clock = utc_now,
+        metrics: RiskMetrics | None = None,
+    ) -> None:
         self._limits = limits
         self._clock = clock
+        # The service exports them (app.py); alone, the handlers count into a registry of their own.
+        self._metrics = metrics or RiskMetrics(CollectorRegistry())
 
     # -- order.proposed ------------------------------------------------------------------------
 
@@ -80,6 +90,8 @@ class RiskHandlers:
         outcome = _outcome(proposal, decision)
         if decision.approved:
             await store.reserve(tx.session, proposal.orders, now)
+        else:
+            self._metrics.count_denial(tx.session, decision.reasons)
         tx.publish(outcome)
         audit = store.DecisionRecord(
             decision_id=outcome.message_id,

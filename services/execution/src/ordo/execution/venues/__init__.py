@@ -1,4 +1,8 @@
-"""Venue adapters: the port every venue implements, the paper venue, and the registry."""
+"""Venue adapters: the port every venue implements, the paper venue, and the registry.
+
+The ccxt adapter (`ccxt_venue`) is imported only where ccxt accounts are configured: loading
+ccxt takes seconds.
+"""
 
 from ordo.execution.venues.base import MarketRules, Venue, VenueFill, VenueOrder
 from ordo.execution.venues.paper import (

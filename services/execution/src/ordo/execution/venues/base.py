@@ -5,6 +5,7 @@ An adapter is bound to one account on one venue. Its methods raise only the erro
 because after a timeout on creation the venue order id is unknown.
 """
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -105,7 +106,7 @@ class VenueOrder:
 class VenueFill:
     """A fill together with the order it belongs to (a bare ``Fill`` does not say which)."""
 
-    order_id: str  # the client order id
+    order_id: str | None  # the client order id, when the venue says it
     venue_order_id: str
     symbol: str
     side: Side
@@ -145,3 +146,29 @@ class Venue(Protocol):
     async def markets(self) -> list[str]:
         """The venue's unified symbols, e.g. ``BTC/USDT``."""
         ...
+
+
+@runtime_checkable
+class FollowedVenue(Protocol):
+    """A venue that pushes the changes of the account's orders (a websocket), and is polled."""
+
+    @property
+    def follows_orders(self) -> bool:
+        """Whether ``order_updates`` works for this account."""
+        ...
+
+    @property
+    def poll_interval_seconds(self) -> float:
+        """How often open orders are looked up anyway (a push can be missed)."""
+        ...
+
+    def order_updates(self) -> AsyncIterator[str]:
+        """The client order ids of orders as they change, for as long as it runs."""
+        ...
+
+
+@runtime_checkable
+class ClosableVenue(Protocol):
+    """A venue holding connections to release at shutdown."""
+
+    async def close(self) -> None: ...

@@ -1,20 +1,36 @@
-"""The paper venue: one account's books, filled against a repeatable random-walk price.
+"""The paper venue: one account's books, matched against a repeatable price feed.
 
-Market orders fill at once, in full, at the feed price, paying the taker fee in the quote
-currency. A limit order that is marketable fills the same way (at the feed price, which is at
-least as good as its limit); otherwise it rests until the price reaches its limit, then fills at
-the limit as maker. Spot semantics: buys need the quote currency; selling more than is held is
-allowed and leaves a short (positions are signed base quantities).
+Prices come from a seeded random walk or from recorded OHLCV bars replayed (``price_feed``);
+trading moves them (market impact). An order reaches the book after a latency drawn between the
+configured bounds, at the price of that moment.
 
-Every method runs to completion without awaiting, so within one event loop no two calls can
-interleave: there is no check-then-act race on the books.
+- A market order, or a marketable limit, takes liquidity: it walks the book's levels (one fill
+  per level), each level's price worse by the slippage model for the size taken so far, and
+  pays the taker fee. A limit order stops walking at its limit; what is left rests (or expires:
+  IOC; FOK fills whole or not at all).
+- A resting limit fills at its limit as maker once the price reaches it, at most at the
+  market's maker rate per second (partial fills).
+- Stop, stop-limit and trailing-stop orders wait untriggered; once the price reaches the stop
+  (or falls back from its best by the trailing distance) the order is TRIGGERED and becomes a
+  market order, or the stop-limit's limit order.
+- A reduce-only order is checked again whenever it fills: it never grows or flips a position;
+  what could no longer reduce it is canceled.
+
+Spot semantics: buys need the quote currency (resting buys hold it back); selling more than is
+held is allowed and leaves a short (positions are signed base quantities). Fees are paid in the
+quote currency.
+
+Every draw (faults, latency) comes from the seeded sequence, and matching only depends on the
+prices at the times it runs: the same seed, feed and call times give the same fills. Every
+method runs to completion without awaiting, so within one event loop no two calls interleave:
+there is no check-then-act race on the books.
 """
 
 import hashlib
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 from ordo.contracts.enums import ExecutionStatus, OrderType, Side, TimeInForce
 from ordo.contracts.execution import Fill, VenueBalance, VenuePosition
@@ -28,9 +44,25 @@ from ordo.execution.errors import (
     VenueUnavailable,
 )
 from ordo.execution.venues.base import MarketRules, VenueFill, VenueOrder
-from ordo.execution.venues.paper_config import PaperMarket, PaperVenueConfig
-from ordo.execution.venues.paper_state import PaperOrder, PaperVenueState
-from ordo.execution.venues.price_feed import PriceFeed, RandomWalkFeed
+from ordo.execution.venues.paper_config import (
+    PaperMarket,
+    PaperVenueConfig,
+    RecordedPrices,
+)
+from ordo.execution.venues.paper_pricing import (
+    book_levels,
+    faded,
+    moved_by_trade,
+    slippage_fraction,
+    taker_price,
+)
+from ordo.execution.venues.paper_state import PaperOrder, PaperVenueState, PriceMove
+from ordo.execution.venues.price_feed import (
+    PriceFeed,
+    RandomWalkFeed,
+    RecordedFeed,
+    load_ohlcv_csv,
+)
 
 __all__ = [
     "PaperMarket",
@@ -43,7 +75,7 @@ __all__ = [
 ]
 
 VENUE_NAME = "paper"
-_SUPPORTED_TYPES = frozenset({OrderType.MARKET, OrderType.LIMIT})
+_STOP_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
 _IMMEDIATE_ONLY = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 # What makes two creates with one client order id the same order (a retry) and not a clash.
 _ORDER_IDENTITY = (
@@ -54,10 +86,13 @@ _ORDER_IDENTITY = (
     "quantity",
     "limit_price",
     "stop_price",
+    "trailing_amount",
+    "trailing_percent",
     "reduce_only",
     "post_only",
 )
 _TWO_TO_64 = Decimal(1 << 64)
+_NO_LONGER_REDUCES = "reduce-only order would no longer reduce the position"
 
 Clock = Callable[[], datetime]
 
@@ -77,18 +112,15 @@ class PaperVenue:
         self._config = config
         self._clock = clock
         self._seed = rng_seed
-        # Explicit configuration wins; otherwise the walk keeps the origin it started with.
+        # Explicit configuration wins; otherwise the feed keeps the origin it started with.
         self._feed_origin = config.feed_origin or (
             state.feed_origin if state else _whole_second(clock())
         )
-        self._feed = feed or RandomWalkFeed(
-            rng_seed,
-            {symbol: market.start_price for symbol, market in config.markets.items()},
-            config.volatility,
-            origin=self._feed_origin,
-            tick_sizes={symbol: market.tick_size for symbol, market in config.markets.items()},
-        )
+        self._feed = feed or _price_feed(config, rng_seed, self._feed_origin)
+        self._markets = dict(config.markets)
         self._rules = {symbol: market.rules for symbol, market in config.markets.items()}
+        # When matching last ran: a resting order's maker liquidity accrues from then on.
+        self._last_match: datetime | None = None
         self._restore(
             state
             or PaperVenueState.opening(
@@ -113,13 +145,7 @@ class PaperVenue:
         now = self._begin_call("cancel_order")
         order = self._find(order_id, symbol)
         if order.is_open:
-            order = order.model_copy(
-                update={
-                    "status": ExecutionStatus.CANCELED,
-                    "reason": "canceled on request",
-                    "updated_at": now,
-                }
-            )
+            order = self._finish(order, ExecutionStatus.CANCELED, "canceled on request", now)
             self._store(order)
         self._maybe_time_out("cancel_order")
         return order.to_venue_order()
@@ -172,21 +198,27 @@ class PaperVenue:
     # -- paper-only ----------------------------------------------------------------------------
 
     def match(self, now: datetime) -> list[VenueOrder]:
-        """Fill the resting limit orders whose limit the price has reached; return them."""
-        filled = []
+        """Trigger stops and fill resting orders the price has reached; return what changed."""
+        changed = []
         for resting in list(self._orders.values()):
-            if not resting.is_open:
-                continue
-            if self._limit_reached(resting.spec, self._feed.price(resting.spec.symbol, now)):
-                order = self._fill(resting, _limit_price(resting.spec), "maker", now)
+            if not resting.is_open or resting.created_at > now:
+                continue  # finished, or still on its way to the book
+            order = self._advance(resting, self.price(resting.spec.symbol, now), now)
+            if order is not resting:
                 self._store(order)
-                filled.append(order.to_venue_order())
-        return filled
+                changed.append(order.to_venue_order())
+        self._last_match = now
+        return changed
 
     def price(self, symbol: str, at: datetime) -> Decimal:
-        """The feed price the venue fills market orders at."""
-        self._market_rules(symbol)
-        return self._feed.price(symbol, at)
+        """The venue's price: the feed's, moved by the market impact of recent trades."""
+        rules = self._market_rules(symbol)
+        price = self._feed.price(symbol, at)
+        move = faded(self._impact.get(symbol), self._config.impact, at)
+        if move == 0:
+            return price
+        ticks = (price * (1 + move) / rules.tick_size).to_integral_value(ROUND_HALF_EVEN)
+        return max(ticks, Decimal(1)) * rules.tick_size
 
     def snapshot(self) -> PaperVenueState:
         return PaperVenueState(
@@ -196,17 +228,21 @@ class PaperVenue:
             orders=tuple(self._orders.values()),
             closed_order_ids=tuple(self._closed),
             orders_created=self._orders_created,
-            fault_draws=self._fault_draws,
+            fault_draws=self._draws,
+            impact=dict(self._impact),
         )
 
-    # -- placing and filling -------------------------------------------------------------------
+    # -- placing -------------------------------------------------------------------------------
 
     def _place(self, spec: OrderSpec, now: datetime) -> PaperOrder:
         rules = self._market_rules(spec.symbol)
-        price = self._feed.price(spec.symbol, now)
+        arrival = now + self._latency()
+        price = self.price(spec.symbol, arrival)
         if violation := self._rule_violation(spec, rules, price):
             raise InvalidOrder(f"order {spec.order_id}: {violation}", venue=VENUE_NAME)
-        marketable = spec.order_type is OrderType.MARKET or self._limit_reached(spec, price)
+        marketable = spec.order_type is OrderType.MARKET or (
+            spec.order_type is OrderType.LIMIT and _limit_reached(spec, price)
+        )
         if spec.post_only and marketable:
             raise OrderRejected(
                 f"post-only order {spec.order_id} would take liquidity at {price}", venue=VENUE_NAME
@@ -214,89 +250,271 @@ class PaperVenue:
         if self._chance(self._config.rejection_probability):
             raise OrderRejected(f"order {spec.order_id} rejected (injected)", venue=VENUE_NAME)
         if marketable:
-            self._check_funds(spec, price, "taker")
-            order = self._fill(self._new_order(spec, now), price, "taker", now)
-        elif spec.time_in_force in _IMMEDIATE_ONLY:
-            order = self._new_order(spec, now).model_copy(
-                update={
-                    "status": ExecutionStatus.EXPIRED,
-                    "reason": f"{spec.time_in_force.upper()} limit order was not marketable",
-                }
-            )
+            order = self._place_taker(spec, price, arrival)
+        elif spec.order_type is OrderType.LIMIT and spec.time_in_force in _IMMEDIATE_ONLY:
+            order = self._new_order(spec, arrival)
+            reason = f"{spec.time_in_force.upper()} limit order was not marketable"
+            order = self._finish(order, ExecutionStatus.EXPIRED, reason, arrival)
         else:
-            self._check_funds(spec, _limit_price(spec), "maker")
-            order = self._new_order(spec, now)
+            self._check_funds(spec, spec.quantity * self._reservation_price(spec, price))
+            order = self._new_order(spec, arrival, anchor=price)
+            # A stop already reached triggers on arrival (it protects a position: better late).
+            order = self._advance(order, price, arrival)
         self._store(order)
         return order
 
-    def _new_order(self, spec: OrderSpec, now: datetime) -> PaperOrder:
+    def _place_taker(self, spec: OrderSpec, price: Decimal, at: datetime) -> PaperOrder:
+        """A market order or a marketable limit: take the book now; a limit rests the rest."""
+        limit = spec.limit_price if spec.order_type is OrderType.LIMIT else None
+        levels = self._walk_book(spec, spec.quantity, price, limit)
+        taken = sum((quantity for quantity, _ in levels), Decimal(0))
+        if spec.time_in_force is TimeInForce.FOK and taken < spec.quantity:
+            order = self._new_order(spec, at)
+            reason = f"FOK order could fill only {taken} of {spec.quantity} within its limit"
+            return self._finish(order, ExecutionStatus.EXPIRED, reason, at)
+        rests = limit is not None and spec.time_in_force not in _IMMEDIATE_ONLY
+        cost = sum((q * p * (1 + self._config.taker_fee_rate) for q, p in levels), Decimal(0))
+        if rests and limit is not None:
+            cost += (spec.quantity - taken) * limit * (1 + self._config.maker_fee_rate)
+        self._check_funds(spec, cost)
+        order = self._apply_fills(self._new_order(spec, at), levels, "taker", at)
+        if order.remaining_quantity > 0 and not rests:
+            reason = f"{spec.time_in_force.upper()} limit order filled {taken} within its limit"
+            order = self._finish(order, ExecutionStatus.EXPIRED, reason, at)
+        return order
+
+    def _new_order(
+        self, spec: OrderSpec, at: datetime, *, anchor: Decimal | None = None
+    ) -> PaperOrder:
         self._orders_created += 1
         return PaperOrder(
             spec=spec,
             venue_order_id=f"{VENUE_NAME}-{self._orders_created}",
             status=ExecutionStatus.ACCEPTED,
-            created_at=now,
-            updated_at=now,
+            created_at=at,
+            updated_at=at,
+            trail_anchor=anchor if spec.order_type is OrderType.TRAILING_STOP else None,
         )
 
     def _rule_violation(self, spec: OrderSpec, rules: MarketRules, price: Decimal) -> str | None:
-        if spec.order_type not in _SUPPORTED_TYPES:
-            return f"the paper venue does not take {spec.order_type} orders; the OMS emulates them"
-        if spec.limit_price is not None and (violation := rules.price_violation(spec.limit_price)):
-            return violation
+        for name in ("limit_price", "stop_price", "trailing_amount"):
+            value = getattr(spec, name)
+            if value is not None and (violation := rules.price_violation(value)):
+                return violation
+        if spec.order_type is OrderType.TRAILING_STOP and (
+            (spec.trailing_amount is None) == (spec.trailing_percent is None)
+        ):
+            return "a trailing stop needs a trailing_amount or a trailing_percent (one of them)"
         return (
             rules.quantity_violation(spec.quantity)
-            or rules.notional_violation(spec.quantity, spec.limit_price or price)
+            or rules.notional_violation(spec.quantity, spec.limit_price or spec.stop_price or price)
             or self._reduce_only_violation(spec)
         )
 
     def _reduce_only_violation(self, spec: OrderSpec) -> str | None:
-        if not spec.reduce_only:
-            return None
-        position = self._positions.get(spec.symbol, Decimal(0))
-        if position * spec.side.sign >= 0 or spec.quantity > abs(position):
+        if spec.reduce_only and spec.quantity > self._reducible(spec):
+            position = self._positions.get(spec.symbol, Decimal(0))
             return (
                 f"reduce-only {spec.side} of {spec.quantity} would not reduce the position "
                 f"{position} in {spec.symbol}"
             )
         return None
 
-    def _check_funds(self, spec: OrderSpec, price: Decimal, liquidity: str) -> None:
-        """A buy must be paid for, fee included, from quote not held back for resting buys."""
+    def _check_funds(self, spec: OrderSpec, notional_with_fees: Decimal) -> None:
+        """A buy must be paid for, fees included, from quote not held back for resting buys."""
         if spec.side is not Side.BUY:
             return
         quote = _quote_currency(spec.symbol)
-        needed = spec.quantity * price * (1 + self._fee_rate(liquidity))
-        free = self._balances.get(quote, Decimal(0)) - self._reserved(quote)
-        if needed > free:
+        free = self._balances.get(quote, Decimal(0)) - self._reserved(quote, spec.order_id)
+        if notional_with_fees > free:
             raise InsufficientFunds(
-                f"buying {spec.quantity} {spec.symbol} needs {needed} {quote}, {free} is free",
+                f"buying {spec.quantity} {spec.symbol} needs {notional_with_fees} {quote}, "
+                f"{free} is free",
                 venue=VENUE_NAME,
             )
 
-    def _fill(self, order: PaperOrder, price: Decimal, liquidity: str, now: datetime) -> PaperOrder:
-        """Fill what is left of the order at ``price`` and settle it in the books."""
+    # -- matching ------------------------------------------------------------------------------
+
+    def _advance(self, order: PaperOrder, price: Decimal, now: datetime) -> PaperOrder:
+        """What ``order`` becomes at ``price``: triggered, filled (in part), or as it was."""
         spec = order.spec
-        quantity = order.remaining_quantity
-        notional = quantity * price
-        fee = notional * self._fee_rate(liquidity)
-        fill = Fill(
-            fill_id=f"{order.venue_order_id}-{len(order.fills) + 1}",
-            quantity=quantity,
-            price=price,
-            fee=fee,
-            fee_currency=_quote_currency(spec.symbol),
-            liquidity=liquidity,
-            filled_at=now,
+        if spec.order_type in _STOP_TYPES and not order.triggered:
+            order = self._trail(order, price)
+            if not self._stop_reached(order, price):
+                return order
+            order = order.model_copy(
+                update={"triggered": True, "status": ExecutionStatus.TRIGGERED, "updated_at": now}
+            )
+            if spec.order_type is not OrderType.STOP_LIMIT:
+                return self._take_on_trigger(order, price, None, now)
+            if _limit_reached(spec, price):
+                return self._take_on_trigger(order, price, spec.limit_price, now)
+            return order
+        if spec.limit_price is not None and _limit_reached(spec, price):
+            return self._make(order, now)
+        return order
+
+    def _take_on_trigger(
+        self, order: PaperOrder, price: Decimal, limit: Decimal | None, now: datetime
+    ) -> PaperOrder:
+        """A triggered stop takes the book, if the account can still pay for it."""
+        fillable = self._fillable(order)
+        if fillable == 0:
+            return self._finish(order, ExecutionStatus.CANCELED, _NO_LONGER_REDUCES, now)
+        levels = self._walk_book(order.spec, fillable, price, limit)
+        if not levels:
+            return order  # a stop-limit whose limit even the best level is beyond: it rests
+        cost = sum((q * p * (1 + self._config.taker_fee_rate) for q, p in levels), Decimal(0))
+        try:
+            self._check_funds(order.spec, cost)
+        except InsufficientFunds as refused:
+            reason = f"canceled when triggered: {refused.detail}"
+            return self._finish(order, ExecutionStatus.CANCELED, reason, now)
+        order = self._apply_fills(order, levels, "taker", now)
+        return self._cancel_what_cannot_reduce(order, now)
+
+    def _make(self, order: PaperOrder, now: datetime) -> PaperOrder:
+        """A resting limit the price has reached: fill at the limit, as fast as makers fill."""
+        quantity = min(self._fillable(order), self._maker_liquidity(order, now))
+        if quantity <= 0:
+            if self._fillable(order) == 0:
+                return self._finish(order, ExecutionStatus.CANCELED, _NO_LONGER_REDUCES, now)
+            return order
+        order = self._apply_fills(order, [(quantity, _limit_price(order.spec))], "maker", now)
+        return self._cancel_what_cannot_reduce(order, now)
+
+    def _maker_liquidity(self, order: PaperOrder, now: datetime) -> Decimal:
+        market = self._markets[order.spec.symbol]
+        rate = market.maker_quantity_per_second
+        if rate is None:
+            return order.remaining_quantity
+        since = max(order.created_at, self._last_match or order.created_at)
+        available = rate * Decimal((now - since).total_seconds())
+        steps = (available / market.step_size).to_integral_value(ROUND_FLOOR)
+        return steps * market.step_size
+
+    def _fillable(self, order: PaperOrder) -> Decimal:
+        """What may fill now: all that is left, or for a reduce-only order what still reduces."""
+        if not order.spec.reduce_only:
+            return order.remaining_quantity
+        return min(order.remaining_quantity, self._reducible(order.spec))
+
+    def _reducible(self, spec: OrderSpec) -> Decimal:
+        """How much of the position in the symbol an order on this side would reduce."""
+        position = self._positions.get(spec.symbol, Decimal(0))
+        return abs(position) if position * spec.side.sign < 0 else Decimal(0)
+
+    def _cancel_what_cannot_reduce(self, order: PaperOrder, now: datetime) -> PaperOrder:
+        if order.is_open and order.spec.reduce_only and self._fillable(order) == 0:
+            return self._finish(order, ExecutionStatus.CANCELED, _NO_LONGER_REDUCES, now)
+        return order
+
+    def _trail(self, order: PaperOrder, price: Decimal) -> PaperOrder:
+        """A trailing stop follows the best price: the highest for a sell, the lowest for a buy."""
+        if order.spec.order_type is not OrderType.TRAILING_STOP or order.trail_anchor is None:
+            return order
+        better = (
+            price > order.trail_anchor
+            if order.spec.side is Side.SELL
+            else (price < order.trail_anchor)
         )
-        self._settle(spec.symbol, spec.side, quantity, notional, fee)
-        return order.model_copy(
-            update={
-                "fills": (*order.fills, fill),
-                "status": ExecutionStatus.FILLED,
-                "updated_at": now,
-            }
+        return order.model_copy(update={"trail_anchor": price}) if better else order
+
+    def _stop_reached(self, order: PaperOrder, price: Decimal) -> bool:
+        stop = self._stop_level(order.spec, order.trail_anchor)
+        return price >= stop if order.spec.side is Side.BUY else price <= stop
+
+    def _stop_level(self, spec: OrderSpec, anchor: Decimal | None) -> Decimal:
+        if spec.order_type is not OrderType.TRAILING_STOP:
+            return _stop_price(spec)
+        if anchor is None:
+            raise InvalidOrder(f"trailing stop {spec.order_id} has no price to trail")
+        if spec.trailing_amount is not None:
+            distance = spec.trailing_amount
+        else:
+            distance = anchor * (spec.trailing_percent or Decimal(0)) / 100
+        return anchor + spec.side.sign * distance
+
+    def _reservation_price(self, spec: OrderSpec, anchor: Decimal | None) -> Decimal:
+        """The price a resting order holds quote back at (with its fee): what it may pay.
+
+        ``anchor``: a trailing stop's best price so far, which places its stop.
+        """
+        if spec.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            return _limit_price(spec) * (1 + self._config.maker_fee_rate)
+        stop = self._stop_level(spec, anchor)
+        # A stop fills as a taker beyond its stop: hold back for the slippage of its size too.
+        slip = slippage_fraction(
+            self._config.slippage, spec.quantity * stop, self._markets[spec.symbol].depth
         )
+        return stop * (1 + slip) * (1 + self._config.taker_fee_rate)
+
+    # -- filling -------------------------------------------------------------------------------
+
+    def _walk_book(
+        self, spec: OrderSpec, quantity: Decimal, price: Decimal, limit: Decimal | None
+    ) -> list[tuple[Decimal, Decimal]]:
+        """(quantity, price) per level a taker of ``quantity`` takes, stopping at ``limit``."""
+        market = self._markets[spec.symbol]
+        levels: list[tuple[Decimal, Decimal]] = []
+        taken = Decimal(0)
+        if quantity <= 0:
+            return levels
+        for level in book_levels(quantity, market.level_quantity):
+            fraction = slippage_fraction(
+                self._config.slippage, (taken + level) * price, market.depth
+            )
+            level_price = taker_price(price, spec.side, fraction, market.tick_size)
+            if limit is not None and (level_price - limit) * spec.side.sign > 0:
+                break
+            levels.append((level, level_price))
+            taken += level
+        return levels
+
+    def _apply_fills(
+        self,
+        order: PaperOrder,
+        levels: list[tuple[Decimal, Decimal]],
+        liquidity: str,
+        now: datetime,
+    ) -> PaperOrder:
+        """Book the fills in the balances and on the order; takers move the market."""
+        spec = order.spec
+        fills = list(order.fills)
+        for quantity, price in levels:
+            notional = quantity * price
+            fee = notional * self._fee_rate(liquidity)
+            fills.append(
+                Fill(
+                    fill_id=f"{order.venue_order_id}-{len(fills) + 1}",
+                    quantity=quantity,
+                    price=price,
+                    fee=fee,
+                    fee_currency=_quote_currency(spec.symbol),
+                    liquidity=liquidity,
+                    filled_at=now,
+                )
+            )
+            self._settle(spec.symbol, spec.side, quantity, notional, fee)
+            if liquidity == "taker":
+                self._move_market(spec, notional, now)
+        filled = sum((fill.quantity for fill in fills), Decimal(0))
+        status = (
+            ExecutionStatus.FILLED if filled >= spec.quantity else ExecutionStatus.PARTIALLY_FILLED
+        )
+        return order.model_copy(update={"fills": tuple(fills), "status": status, "updated_at": now})
+
+    def _move_market(self, spec: OrderSpec, notional: Decimal, now: datetime) -> None:
+        moved = moved_by_trade(
+            self._impact.get(spec.symbol),
+            self._config.impact,
+            spec.side,
+            notional,
+            self._markets[spec.symbol].depth,
+            now,
+        )
+        if moved is not None:
+            self._impact[spec.symbol] = moved
 
     def _settle(
         self, symbol: str, side: Side, quantity: Decimal, notional: Decimal, fee: Decimal
@@ -311,16 +529,20 @@ class PaperVenue:
         self._balances[base] = self._balances.get(base, Decimal(0)) + signed
         self._balances[quote] = self._balances.get(quote, Decimal(0)) - side.sign * notional - fee
 
-    def _reserved(self, currency: str) -> Decimal:
-        """Quote held back for resting buys, enough to pay for them and their maker fee."""
-        maker = 1 + self._config.maker_fee_rate
+    def _finish(
+        self, order: PaperOrder, status: ExecutionStatus, reason: str, now: datetime
+    ) -> PaperOrder:
+        return order.model_copy(update={"status": status, "reason": reason, "updated_at": now})
+
+    def _reserved(self, currency: str, excluding: str | None = None) -> Decimal:
+        """Quote held back for resting buys, enough to pay for them and their fees."""
         return sum(
             (
-                order.remaining_quantity * order.spec.limit_price * maker
+                order.remaining_quantity * self._reservation_price(order.spec, order.trail_anchor)
                 for order in self._orders.values()
                 if order.is_open
                 and order.spec.side is Side.BUY
-                and order.spec.limit_price is not None
+                and order.spec.order_id != excluding
                 and _quote_currency(order.spec.symbol) == currency
             ),
             Decimal(0),
@@ -340,7 +562,8 @@ class PaperVenue:
         self._orders = {order.spec.order_id: order for order in state.orders}
         self._closed = deque(state.closed_order_ids)
         self._orders_created = state.orders_created
-        self._fault_draws = state.fault_draws
+        self._draws = state.fault_draws
+        self._impact: dict[str, PriceMove] = dict(state.impact)
 
     def _store(self, order: PaperOrder) -> None:
         order_id = order.spec.order_id
@@ -374,7 +597,7 @@ class PaperVenue:
             )
         return existing
 
-    # -- prices, rules, fees -------------------------------------------------------------------
+    # -- rules and fees ------------------------------------------------------------------------
 
     def _market_rules(self, symbol: str) -> MarketRules:
         rules = self._rules.get(symbol)
@@ -385,20 +608,12 @@ class PaperVenue:
             )
         return rules
 
-    @staticmethod
-    def _limit_reached(spec: OrderSpec, price: Decimal) -> bool:
-        if spec.limit_price is None:
-            return False
-        if spec.side is Side.BUY:
-            return price <= spec.limit_price
-        return price >= spec.limit_price
-
     def _fee_rate(self, liquidity: str) -> Decimal:
         if liquidity == "maker":
             return self._config.maker_fee_rate
         return self._config.taker_fee_rate
 
-    # -- fault injection -----------------------------------------------------------------------
+    # -- seeded draws: faults and latency ------------------------------------------------------
 
     def _begin_call(self, call: str) -> datetime:
         """Inject a failure if one is due, then let resting orders catch up with the price."""
@@ -417,15 +632,24 @@ class PaperVenue:
         if call in self._config.fault_calls and self._chance(self._config.timeout_probability):
             raise VenueTimeout(f"{call} timed out (injected)", venue=VENUE_NAME)
 
+    def _latency(self) -> timedelta:
+        low, high = self._config.latency_min_ms, self._config.latency_max_ms
+        if low == high:
+            return timedelta(milliseconds=low)
+        spread = (self._draw() * (high - low + 1)).to_integral_value(ROUND_FLOOR)
+        return timedelta(milliseconds=low + int(spread))
+
     def _chance(self, probability: Decimal) -> bool:
-        """A draw from the seeded sequence; counted in the state so a restart carries on."""
-        if probability == 0:
-            return False
-        self._fault_draws += 1
+        # No draw when nothing can happen: adding a fault later keeps the other draws in place.
+        return probability != 0 and self._draw() < probability
+
+    def _draw(self) -> Decimal:
+        """The next number in [0, 1) of the seeded sequence; counted so a restart carries on."""
+        self._draws += 1
         digest = hashlib.blake2b(
-            f"{self._seed}/faults/{self._fault_draws}".encode(), digest_size=8
+            f"{self._seed}/faults/{self._draws}".encode(), digest_size=8
         ).digest()
-        return Decimal(int.from_bytes(digest, "big")) / _TWO_TO_64 < probability
+        return Decimal(int.from_bytes(digest, "big")) / _TWO_TO_64
 
 
 def paper_venue_factory(
@@ -442,6 +666,32 @@ def paper_venue_factory(
     return create
 
 
+def _price_feed(config: PaperVenueConfig, seed: int, origin: datetime) -> PriceFeed:
+    tick_sizes = {symbol: market.tick_size for symbol, market in config.markets.items()}
+    if isinstance(config.prices, RecordedPrices):
+        return RecordedFeed(
+            {symbol: load_ohlcv_csv(config.prices.files[symbol]) for symbol in config.markets},
+            origin=origin,
+            speed=config.prices.speed,
+            tick_sizes=tick_sizes,
+        )
+    return RandomWalkFeed(
+        seed,
+        {symbol: market.start_price for symbol, market in config.markets.items()},
+        config.volatility,
+        origin=origin,
+        tick_sizes=tick_sizes,
+    )
+
+
+def _limit_reached(spec: OrderSpec, price: Decimal) -> bool:
+    if spec.limit_price is None:
+        return False
+    if spec.side is Side.BUY:
+        return price <= spec.limit_price
+    return price >= spec.limit_price
+
+
 def _base_currency(symbol: str) -> str:
     return symbol.partition("/")[0]
 
@@ -452,10 +702,17 @@ def _quote_currency(symbol: str) -> str:
 
 
 def _limit_price(spec: OrderSpec) -> Decimal:
-    # Unreachable for a market order: only limit orders rest, and OrderSpec demands their price.
+    # Unreachable for orders without one: only limit types rest at a limit, and OrderSpec
+    # demands their price.
     if spec.limit_price is None:
         raise InvalidOrder(f"order {spec.order_id} has no limit price", venue=VENUE_NAME)
     return spec.limit_price
+
+
+def _stop_price(spec: OrderSpec) -> Decimal:
+    if spec.stop_price is None:
+        raise InvalidOrder(f"order {spec.order_id} has no stop price", venue=VENUE_NAME)
+    return spec.stop_price
 
 
 def _whole_second(at: datetime) -> datetime:

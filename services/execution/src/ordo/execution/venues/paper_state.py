@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ordo.contracts.enums import ExecutionStatus
 from ordo.contracts.execution import Fill
@@ -24,8 +24,12 @@ class PaperOrder(BaseModel):
     status: ExecutionStatus
     fills: tuple[Fill, ...] = ()
     reason: str | None = None
-    created_at: UtcDatetime
+    created_at: UtcDatetime = Field(description="When the order reached the book (after latency)")
     updated_at: UtcDatetime
+    triggered: bool = Field(default=False, description="A stop order whose stop was reached")
+    trail_anchor: Decimal_ | None = Field(
+        default=None, description="A trailing stop's best price since placement"
+    )
 
     @property
     def is_open(self) -> bool:
@@ -62,6 +66,15 @@ class PaperOrder(BaseModel):
         )
 
 
+class PriceMove(BaseModel):
+    """A market's price moved by trading, as a fraction of the price, as of ``at``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fraction: Decimal_
+    at: UtcDatetime
+
+
 class PaperVenueState(BaseModel):
     """A snapshot of one account's paper books. ``to_dict`` is JSON-ready (decimals as strings)."""
 
@@ -74,7 +87,10 @@ class PaperVenueState(BaseModel):
     orders: tuple[PaperOrder, ...] = ()  # in the order they were created
     closed_order_ids: tuple[str, ...] = ()  # in the order they finished; the oldest go first
     orders_created: int = 0  # numbers the venue order ids
-    fault_draws: int = 0  # how far the fault injection's random sequence has gone
+    fault_draws: int = 0  # how far the random sequence (faults, latency) has gone
+    impact: dict[str, PriceMove] = Field(
+        default_factory=dict, description="The market impact of recent taker trades, per market"
+    )
 
     @classmethod
     def opening(cls, *, feed_origin: datetime, quote_currency: str, balance: Decimal) -> Self:

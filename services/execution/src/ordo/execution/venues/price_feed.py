@@ -1,4 +1,7 @@
-"""Prices for the paper venue: a seeded random walk that anyone can replay.
+"""Prices for the paper venue: a seeded random walk, or recorded OHLCV bars replayed.
+
+Both are pure functions of their inputs and the time asked for, so the same seed (or the same
+recording) gives the same prices, whatever order the times are asked in and after a restart.
 
 The walk is a geometric Brownian motion sampled once per whole second. Its value at a second is
 built by Lévy's midpoint construction over a fixed horizon: each midpoint is drawn from a hash of
@@ -8,14 +11,20 @@ after a restart. Everything is exact ``Decimal`` arithmetic, so it is also the s
 platform.
 """
 
+import bisect
+import csv
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
 from typing import Protocol
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
+_MICROSECOND = timedelta(microseconds=1)
 _HORIZON_BITS = 40  # 2**40 seconds after 1970: past the year 36000
 _HORIZON = 1 << _HORIZON_BITS
 _UNIFORMS_PER_NORMAL = 12  # Irwin-Hall: the sum of 12 uniforms minus 6 has unit variance
@@ -139,3 +148,142 @@ def _whole_seconds(at: datetime) -> int:
     if not 0 <= step < _HORIZON:
         raise ValueError(f"the price feed covers 1970 to the year 36000, got {at}")
     return step
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One recorded OHLCV bar, from ``start`` (inclusive) to the next bar's start."""
+
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+class RecordedFeed:
+    """Recorded OHLCV bars per symbol, replayed from ``origin`` at ``speed`` times real time.
+
+    At ``origin`` the replay stands at the first bar's open; ``speed`` recorded seconds pass per
+    second. Within a bar the price runs open → low → high → close for a rising bar and open →
+    high → low → close for a falling one (the usual assumption when only bars are known), each
+    leg a third of the bar, linear in between, rounded to the tick. After the last bar the price
+    stays at its close.
+    """
+
+    def __init__(
+        self,
+        bars: Mapping[str, Sequence[Bar]],
+        *,
+        origin: datetime,
+        speed: Decimal = Decimal(1),
+        tick_sizes: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError(f"the replay speed must be positive, got {speed}")
+        for symbol, series in bars.items():
+            if not series:
+                raise ValueError(f"the recording of {symbol} has no bars")
+        self._bars = {symbol: list(series) for symbol, series in bars.items()}
+        # Bar starts as exact microseconds after each recording's first bar.
+        self._offsets = {
+            symbol: [_microseconds(bar.start - series[0].start) for bar in series]
+            for symbol, series in bars.items()
+        }
+        self._origin = origin
+        self._speed = speed
+        self._tick_sizes = dict(tick_sizes or {})
+
+    def price(self, symbol: str, at: datetime) -> Decimal:
+        bars = self._bars.get(symbol)
+        if bars is None:
+            raise LookupError(f"the price feed has no market {symbol!r}")
+        if at.tzinfo is None:
+            raise ValueError(f"the price feed needs a timezone-aware time, got naive {at}")
+        offsets = self._offsets[symbol]
+        replayed = max(Decimal(_microseconds(at - self._origin)) * self._speed, Decimal(0))
+        index = bisect.bisect_right(offsets, replayed) - 1
+        bar = bars[index]
+        fraction = (replayed - offsets[index]) / self._bar_length(offsets, index)
+        return self._round(symbol, _along_bar(bar, min(fraction, Decimal(1))))
+
+    @staticmethod
+    def _bar_length(offsets: Sequence[int], index: int) -> int:
+        if index + 1 < len(offsets):
+            return offsets[index + 1] - offsets[index]
+        # The last bar lasts as long as the one before it (a lone bar: a minute); after it the
+        # price stays at its close.
+        return offsets[index] - offsets[index - 1] if index else 60_000_000
+
+    def _round(self, symbol: str, raw: Decimal) -> Decimal:
+        tick = self._tick_sizes.get(symbol)
+        if tick is None:
+            return raw
+        ticks = (raw / tick).to_integral_value(rounding=ROUND_HALF_EVEN)
+        return (max(ticks, Decimal(1)) * tick).quantize(tick)
+
+
+def _microseconds(span: timedelta) -> int:
+    return span // _MICROSECOND
+
+
+def _along_bar(bar: Bar, fraction: Decimal) -> Decimal:
+    """The price a third, two thirds... of the way through the bar's open-extremes-close path."""
+    first, second = (bar.low, bar.high) if bar.close >= bar.open else (bar.high, bar.low)
+    path = (bar.open, first, second, bar.close)
+    leg = min(int(fraction * 3), 2)
+    within = fraction * 3 - leg
+    return path[leg] + (path[leg + 1] - path[leg]) * within
+
+
+def load_ohlcv_csv(path: Path) -> tuple[Bar, ...]:
+    """Bars from a CSV file with a header: timestamp, open, high, low, close[, volume].
+
+    Timestamps are Unix epoch milliseconds (as exchanges and ccxt give them) or ISO-8601 times
+    with a zone. Rows are sorted by time; a bad row is an error naming its line.
+    """
+    return _load_ohlcv_csv(path.resolve(), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=32)  # one entry per file (and version): every account shares the bars
+def _load_ohlcv_csv(path: Path, _mtime_ns: int) -> tuple[Bar, ...]:
+    bars = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"timestamp", "open", "high", "low", "close"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: the header lacks {', '.join(sorted(missing))}")
+        for row in reader:
+            bars.append(_bar(row, path, reader.line_num))
+    if not bars:
+        raise ValueError(f"{path}: no bars")
+    bars.sort(key=lambda bar: bar.start)
+    return tuple(bars)
+
+
+def _bar(row: Mapping[str, str], path: Path, line: int) -> Bar:
+    try:
+        bar = Bar(
+            start=_timestamp(row["timestamp"]),
+            open=Decimal(row["open"]),
+            high=Decimal(row["high"]),
+            low=Decimal(row["low"]),
+            close=Decimal(row["close"]),
+            volume=Decimal(row.get("volume") or 0),
+        )
+    except (InvalidOperation, ValueError, TypeError) as error:
+        raise ValueError(f"{path}, line {line}: not an OHLCV bar ({error})") from None
+    if not 0 < bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high:
+        raise ValueError(f"{path}, line {line}: prices must be positive, low ≤ open, close ≤ high")
+    return bar
+
+
+def _timestamp(value: str) -> datetime:
+    text = value.strip()
+    if text.isdigit():
+        return _EPOCH + timedelta(milliseconds=int(text))
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no time zone")
+    return parsed.astimezone(UTC)

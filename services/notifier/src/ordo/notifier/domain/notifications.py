@@ -1,5 +1,6 @@
 """What is worth telling people, and how it reads on a phone. Pure: no I/O."""
 
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -18,18 +19,53 @@ class EventKind(StrEnum):
     BREAKER = "breaker"
     DISCREPANCY = "discrepancy"
     DEAD_LETTER = "dead_letter"
+    REPORT = "report"
+
+
+SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+def at_least(severity: Severity, threshold: Severity) -> bool:
+    return SEVERITY_RANK[severity] >= SEVERITY_RANK[threshold]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a notification where the channel allows (the report's chart)."""
+
+    filename: str
+    content: bytes
+    media_type: str = "image/png"
 
 
 @dataclass(frozen=True)
 class Notification:
+    """``topic`` names what the notification is about (a venue's breaker, an account's trading
+    state): a repeat is a notification with the same text on the same topic as the last one."""
+
     kind: EventKind
     severity: Severity
     title: str
     body: str
+    topic: str
+    attachment: Attachment | None = None
 
     @property
     def text(self) -> str:
         return f"{self.title}\n{self.body}" if self.body else self.title
+
+    @property
+    def fingerprint(self) -> str:
+        return _sha256(self.text)
+
+    @property
+    def topic_key(self) -> str:
+        """The topic, of a fixed length (it is made of names that may each be 64 long)."""
+        return _sha256(self.topic)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def amount(value: Decimal) -> str:
@@ -56,6 +92,7 @@ def for_execution_report(report: ExecutionReport) -> Notification | None:
     return Notification(
         kind=EventKind.FILL,
         severity=Severity.INFO,
+        topic=f"fill:{report.order_id}:{fill.fill_id}",
         title=(
             f"{verb}: {report.side.value.upper()} {amount(fill.quantity)} {report.symbol} "
             f"@ {amount(fill.price)}"
@@ -73,6 +110,7 @@ def for_denial(denied: OrderDenied) -> Notification:
     return Notification(
         kind=EventKind.DENIAL,
         severity=Severity.WARNING,
+        topic=f"denial:{denied.account}:{denied.proposal_id}",
         title=f"Order denied by risk: account {denied.account}",
         body=f"orders {', '.join(denied.order_ids)}\n{reasons}",
     )
@@ -85,17 +123,21 @@ def for_trading_state(changed: TradingStateChanged) -> Notification:
     return Notification(
         kind=EventKind.TRADING_STATE,
         severity=severity,
+        topic=f"trading-state:{changed.account}",
         title=f"Account {changed.account}: {changed.previous.value} → {changed.state.value}",
         body=f"{changed.reason} (by {changed.actor})",
     )
 
 
 def for_venue_status(changed: VenueStatusChanged) -> Notification:
-    severity = Severity.INFO if changed.breaker is BreakerState.CLOSED else Severity.CRITICAL
+    # A halt (the venue refused our credentials) stops trading there whatever the breaker says.
+    healthy = changed.breaker is BreakerState.CLOSED and not changed.halted
+    state = "HALTED" if changed.halted else f"breaker {changed.breaker.value}"
     return Notification(
         kind=EventKind.BREAKER,
-        severity=severity,
-        title=f"Venue {changed.venue} ({changed.account}): breaker {changed.breaker.value}",
+        severity=Severity.INFO if healthy else Severity.CRITICAL,
+        topic=f"breaker:{changed.venue}:{changed.account}",
+        title=f"Venue {changed.venue} ({changed.account}): {state}",
         body=changed.reason or "",
     )
 
@@ -110,6 +152,8 @@ def for_discrepancy(found: DiscrepancyFound) -> Notification:
     return Notification(
         kind=EventKind.DISCREPANCY,
         severity=found.severity,
+        # A discrepancy that persists is found again on every run: the same text on this topic.
+        topic=f"discrepancy:{found.account}:{found.venue}:{found.kind.value}:{found.symbol or ''}",
         title=(
             f"Reconciliation {found.severity.value}: {found.kind.value.replace('_', ' ')} ({where})"
         ),
@@ -122,6 +166,7 @@ def for_dead_letter(letter: DeadLetter) -> Notification:
     return Notification(
         kind=EventKind.DEAD_LETTER,
         severity=Severity.CRITICAL,
+        topic=f"dead-letter:{letter.dead_letter_id}",
         title=f"Dead letter: {letter.service} gave up on {letter.original_subject}",
         body=(
             f"after {letter.attempts} attempts: {letter.error}\n"
