@@ -194,6 +194,9 @@ class Messaging:
 
         ``serialize_by`` names the aggregate a message changes (an account, say): the handlers of
         every subject given the same key take turns in this replica (see ``KeyedLocks``).
+        ``max_workers`` above 1 handles that many of the subject's messages at once: one's
+        transaction overlaps another's publish and ack. Give it only with ``serialize_by`` (or to
+        a handler that is safe in any order, as it must be across replicas anyway).
         """
         durable = durable_name(self.service, subject)
         settings = self.settings
@@ -213,6 +216,7 @@ class Messaging:
                 max_ack_pending=max(settings.fetch_batch * 4, 64),
             ),
             ack_policy=AckPolicy.MANUAL,
+            max_workers=max_workers,
             title=f"{self.service}:{subject}",
             description=f"{model.__name__} ({model.schema_id()})",
         )

@@ -89,8 +89,16 @@ class ServiceKit:
         handler: Handler[M],
         *,
         serialize_by: Callable[[M], Hashable] | None = None,
+        max_workers: int = 1,
     ) -> None:
-        self.messaging.consume(subject, model, handler, self.outbox, serialize_by=serialize_by)
+        self.messaging.consume(
+            subject,
+            model,
+            handler,
+            self.outbox,
+            serialize_by=serialize_by,
+            max_workers=max_workers,
+        )
 
     def consume_dead_letters(self, handler: DeadLetterHandler) -> None:
         self.messaging.consume_dead_letters(handler, self.outbox)

@@ -10,6 +10,10 @@ from ordo.order import store
 from ordo.order.config import OrderSettings
 from ordo.order.handlers import OrderManagement, OrderQueries
 
+# Per subject, handled at once: each waits for its account's turn, and the turns overlap the
+# publishes and acks of the one before.
+CONCURRENT_MESSAGES = 8
+
 
 def build(settings: OrderSettings | None = None, *, telemetry: bool = True) -> ServiceKit:
     settings = settings or OrderSettings()
@@ -25,24 +29,28 @@ def build(settings: OrderSettings | None = None, *, telemetry: bool = True) -> S
         Subject.SIGNAL_ACCEPTED,
         SignalAccepted,
         oms.on_signal_accepted,
+        max_workers=CONCURRENT_MESSAGES,
         serialize_by=lambda message: message.signal.account,
     )
     kit.consume(
         Subject.RISK_APPROVED,
         OrderApproved,
         oms.on_order_approved,
+        max_workers=CONCURRENT_MESSAGES,
         serialize_by=lambda message: message.account,
     )
     kit.consume(
         Subject.RISK_DENIED,
         OrderDenied,
         oms.on_order_denied,
+        max_workers=CONCURRENT_MESSAGES,
         serialize_by=lambda message: message.account,
     )
     kit.consume(
         Subject.EXEC_REPORT,
         ExecutionReport,
         oms.on_execution_report,
+        max_workers=CONCURRENT_MESSAGES,
         serialize_by=lambda message: message.account,
     )
 
