@@ -143,7 +143,10 @@ def _milestones(trace: Sequence[Span]) -> list[datetime] | None:
         if received is None:
             return None
         create = by_id.get(received.parent_id or "")
-        publish = _last(s for s in trace if s.parent_id == (create and create.span_id))
+        # The create span's children: its publish (a producer span) and the consumers' spans.
+        publish = _last(
+            s for s in trace if s.kind == "PRODUCER" and s.parent_id == (create and create.span_id)
+        )
         if create is None or publish is None:
             return None
         moments += [publish.end, received.start]
