@@ -140,7 +140,7 @@ async def _warm_up(js: Any, sink: _Sink, count: int = 50) -> None:
     sink.expect(count)
     for sequence in range(count):
         await js.publish(hop_subject(0), _payload(sequence), stream=STREAM)
-    await asyncio.wait_for(sink.done.wait(), timeout=30)
+    await asyncio.wait_for(sink.done.wait(), timeout=120)
 
 
 async def _paced(js: Any, sink: _Sink, rate: int, count: int, progress: Progress) -> Latency:
