@@ -12,7 +12,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	&& echo $$p && break; done)
 
-.PHONY: help install run up down test test-fast lint fmt typecheck schemas generate clean
+.PHONY: help install run up down test test-fast bench chaos lint fmt typecheck schemas generate clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -41,6 +41,12 @@ test: install lint typecheck ## Lint, type-check and run every test (unit, servi
 
 test-fast: install ## Run the tests without the integration suite
 	$(VENV)/bin/pytest -m "not integration"
+
+bench: install ## Measure speed and memory against the physical floor (bench/results/latest.json)
+	$(VENV)/bin/python -m ordo.bench
+
+chaos: install ## Kill services, restart NATS, fail the venue under load; check nothing was lost
+	$(VENV)/bin/python -m ordo.bench.chaos
 
 lint: install ## Ruff lint and format check
 	$(VENV)/bin/ruff check .

@@ -12,8 +12,16 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from ordo.kit.embedded import NatsCredentials, NatsServer, RedisServer
+
+# Tests assert behaviour, never timing: on a busy 2-core machine an example may take longer than
+# Hypothesis's default deadline, or its data longer to generate, without anything being wrong.
+settings.register_profile(
+    "ordo", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("ordo")
 
 
 @pytest.fixture(autouse=True, scope="session")

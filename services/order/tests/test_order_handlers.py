@@ -1,6 +1,7 @@
 """The OMS on FastStream's in-memory broker: signals, risk decisions and fills, end to end."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +27,7 @@ from ordo.contracts.risk import DenialReason, OrderApproved, OrderDenied
 from ordo.contracts.signals import SignalAccepted, SignalRequest, Size
 from ordo.contracts.subjects import STREAM_OF_SUBJECT, subject_of
 from ordo.contracts.types import utc_now
+from ordo.kit.keyed_locks import KeyedLocks
 from ordo.kit.messaging import PoisonMessage
 from ordo.kit.outbox import Transaction
 from ordo.kit.service import ServiceKit
@@ -351,6 +353,8 @@ async def test_two_exits_planned_at_once_close_the_position_once(
             return found
 
         monkeypatch.setattr(store.OrderRepository, "working_orders_of", working_orders_of)
+        # As two replicas: each has its own per-account turns, so nothing keeps them apart.
+        monkeypatch.setattr(KeyedLocks, "hold", lambda _self, _key: contextlib.nullcontext())
         exits = [accepted_signal(Intent.EXIT_LONG, size=None) for _ in range(2)]
         await asyncio.gather(*(deliver(broker, signal) for signal in exits))
 

@@ -114,15 +114,18 @@ class Breakers:
         ignore: Iterable[type[BaseException]] = (),
         retry: Callable[[BaseException], bool] | None = None,
         attempts: int = 3,
+        shared: bool = True,
     ) -> T:
         """Run ``operation`` through the named breaker.
 
         ``ignore`` lists exceptions that do not count as failures (business errors). ``retry``,
         when given, decides which failures are retried: give it for reads only; order creation is
-        never retried blindly.
+        never retried blindly. ``shared=False`` keeps the breaker's state in this replica: for a
+        dependency each replica reaches on its own (its NATS connection), where another replica's
+        failures say nothing and a Redis round trip per call would be pure cost.
         """
         if retry is None:
-            return await self._once(breaker, operation, tuple(ignore))
+            return await self._once(breaker, operation, tuple(ignore), shared)
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(attempts),
             wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1),
@@ -132,7 +135,7 @@ class Breakers:
             reraise=True,
         ):
             with attempt:
-                return await self._once(breaker, operation, tuple(ignore))
+                return await self._once(breaker, operation, tuple(ignore), shared)
         raise AssertionError("unreachable: tenacity reraises the last failure")
 
     async def _once(
@@ -140,8 +143,13 @@ class Breakers:
         breaker: str,
         operation: Callable[[], Awaitable[T]],
         ignore: tuple[type[BaseException], ...],
+        shared: bool,
     ) -> T:
-        brk = await self._get(breaker, ignore)
+        brk = (
+            await self._get(breaker, ignore)
+            if shared
+            else await self._local.get_breaker(breaker, exclude=list(ignore))
+        )
         done, result = False, None
         try:
             async with brk:

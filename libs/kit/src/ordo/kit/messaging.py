@@ -12,7 +12,7 @@
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -43,6 +43,7 @@ from ordo.contracts.subjects import (
     subject_of,
 )
 from ordo.kit.breaker import Breakers
+from ordo.kit.keyed_locks import KeyedLocks
 from ordo.kit.logs import get_logger
 from ordo.kit.metrics import DeliveryOutcome, ServiceMetrics
 from ordo.kit.outbox import Outbox, OutgoingMessage, Transaction
@@ -148,6 +149,7 @@ class Messaging:
         self.settings = settings
         self.breakers = breakers
         self.metrics = metrics
+        self._locks = KeyedLocks()
 
     async def publish(self, outgoing: OutgoingMessage) -> None:
         headers = {**outgoing.headers, "Nats-Msg-Id": outgoing.message_id}
@@ -162,7 +164,7 @@ class Messaging:
                 timeout=5.0,
             )
 
-        await self.breakers.call(NATS_BREAKER, send, ignore=())
+        await self.breakers.call(NATS_BREAKER, send, ignore=(), shared=False)
 
     async def request(
         self, message: Message, reply_type: type[R], timeout: float | None = None
@@ -180,7 +182,9 @@ class Messaging:
                 timeout=timeout or self.settings.request_timeout_seconds,
             )
 
-        response = await self.breakers.call(request_breaker(subject_of(message)), ask, ignore=())
+        response = await self.breakers.call(
+            request_breaker(subject_of(message)), ask, ignore=(), shared=False
+        )
         return reply_type.from_json(response.body)
 
     def consume(
@@ -191,8 +195,16 @@ class Messaging:
         outbox: Outbox,
         *,
         max_workers: int = 1,
+        serialize_by: Callable[[M], Hashable] | None = None,
     ) -> None:
-        """Subscribe ``handler`` to ``subject`` on this service's durable consumer."""
+        """Subscribe ``handler`` to ``subject`` on this service's durable consumer.
+
+        ``serialize_by`` names the aggregate a message changes (an account, say): the handlers of
+        every subject given the same key take turns in this replica (see ``KeyedLocks``).
+        ``max_workers`` above 1 handles that many of the subject's messages at once: one's
+        transaction overlaps another's publish and ack. Give it only with ``serialize_by`` (or to
+        a handler that is safe in any order, as it must be across replicas anyway).
+        """
         durable = durable_name(self.service, subject)
         settings = self.settings
         ack_wait = settings.ack_wait_seconds
@@ -211,12 +223,13 @@ class Messaging:
                 max_ack_pending=max(settings.fetch_batch * 4, 64),
             ),
             ack_policy=AckPolicy.MANUAL,
+            max_workers=max_workers,
             title=f"{self.service}:{subject}",
             description=f"{model.__name__} ({model.schema_id()})",
         )
 
         async def on_message(msg: NatsMessage) -> None:
-            await self._deliver(msg, subject, durable, model, handler, outbox)
+            await self._deliver(msg, subject, durable, model, handler, outbox, serialize_by)
 
         subscriber(on_message)
 
@@ -228,6 +241,7 @@ class Messaging:
         model: type[M],
         handler: Handler[M],
         outbox: Outbox,
+        serialize_by: Callable[[M], Hashable] | None,
     ) -> None:
         attempt = _delivery_attempt(msg)
         try:
@@ -246,7 +260,8 @@ class Messaging:
                 message_id=message.message_id,
                 subject=str(subject),
             ):
-                await _run_unit_of_work(message, durable, handler, outbox)
+                key = serialize_by(message) if serialize_by else None
+                await _run_unit_of_work(message, durable, handler, outbox, self._locks, key)
         except asyncio.CancelledError:
             await msg.nack(delay=1.0)  # shutting down mid-message: let another replica have it
             raise
@@ -398,7 +413,14 @@ DeadLetterHandler = Callable[[DeadLetter, Transaction], Awaitable[None]]
 CONFLICT_RETRIES = 5
 
 
-async def _run_unit_of_work(message: M, durable: str, handler: Handler[M], outbox: Outbox) -> None:
+async def _run_unit_of_work(
+    message: M,
+    durable: str,
+    handler: Handler[M],
+    outbox: Outbox,
+    locks: KeyedLocks | None = None,
+    key: Hashable | None = None,
+) -> None:
     """The handler in one unit of work; a lost optimistic-concurrency race runs it again.
 
     Conflicts are expected when handlers of one order race (an approval and a fill report, or two
@@ -407,7 +429,8 @@ async def _run_unit_of_work(message: M, durable: str, handler: Handler[M], outbo
     """
     for conflict in range(1, CONFLICT_RETRIES + 1):
         try:
-            async with outbox.consuming(durable, message.message_id) as tx:
+            serial = locks.hold(key) if locks is not None and key is not None else None
+            async with outbox.consuming(durable, message.message_id, serial=serial) as tx:
                 if tx.duplicate:
                     log.info("duplicate delivery acknowledged", message_id=message.message_id)
                 else:

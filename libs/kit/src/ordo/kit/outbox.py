@@ -2,13 +2,16 @@
 
 A handler's state changes, the id of the message it consumed (inbox) and the messages it will
 publish (outbox) commit in one transaction. Right after the commit the outbox rows are published
-with ``Nats-Msg-Id`` = ``message_id`` (JetStream drops repeats inside its duplicate window) and
-marked sent; only then is the input acknowledged. A redelivered input that the inbox already knows
+with ``Nats-Msg-Id`` = ``message_id`` (JetStream drops repeats inside its duplicate window); once
+JetStream has acknowledged them the input is acknowledged. The rows are marked sent a moment later,
+grouped with other units of work: until then they are merely candidates for a republish that
+JetStream would drop. A redelivered input that the inbox already knows
 re-publishes its unsent rows and is acknowledged. The sweeper publishes whatever a crash left.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -75,6 +78,8 @@ class Outbox:
         self._tables = tables
         self._publish = publish
         self._settings = settings
+        self._unmarked: list[str] = []
+        self._marking: asyncio.Task[None] | None = None
         self._backlog = Gauge(
             "ordo_outbox_backlog", "Outbox rows not yet published", registry=registry
         )
@@ -96,10 +101,20 @@ class Outbox:
             )
 
     @asynccontextmanager
-    async def consuming(self, consumer: str, message_id: str) -> AsyncIterator[Transaction]:
-        """The unit of work of a consumed message; ``tx.duplicate`` says it was done before."""
+    async def consuming(
+        self,
+        consumer: str,
+        message_id: str,
+        *,
+        serial: AbstractAsyncContextManager[None] | None = None,
+    ) -> AsyncIterator[Transaction]:
+        """The unit of work of a consumed message; ``tx.duplicate`` says it was done before.
+
+        ``serial`` (a held lock) spans the transaction, up to its commit, but not the publish
+        after it: the next handler of the same key may start while this one's messages go out.
+        """
         inbox_key = f"{consumer}:{message_id}"
-        async with self._db.session() as session:
+        async with serial or nullcontext(), self._db.session() as session:
             tx = Transaction(session, caused_by=inbox_key)
             if await self._seen(session, consumer, message_id):
                 tx.duplicate = True
@@ -194,28 +209,56 @@ class Outbox:
             ).all()
         await self._publish_rows([_outgoing(row._mapping) for row in rows])
 
-    async def _publish_rows(
-        self, messages: Sequence[OutgoingMessage], session: AsyncSession | None = None
-    ) -> None:
-        """Publish in order, then mark sent (in ``session`` if it holds the rows' locks)."""
+    async def _publish_rows(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish, pipelined, then have the rows marked sent.
+
+        The publishes go out together and their acks are awaited together: they leave on one
+        connection in this order, and JetStream stores them in the order it receives them. The
+        marks are grouped with those of other units of work (``_mark_sent_soon``).
+        """
         if not messages:
             return
-        for message in messages:
-            await self._publish(message)
-        mark_sent = (
-            update(self._tables.outbox)
-            .where(self._tables.outbox.c.message_id.in_([m.message_id for m in messages]))
-            .values(sent_at=utc_now())
-        )
-        if session is not None:
-            await session.execute(mark_sent)
-            return
-        async with self._db.session() as own_session:
-            await own_session.execute(mark_sent)
-            await own_session.commit()
+        await asyncio.gather(*(self._publish(message) for message in messages))
+        self._mark_sent_soon([message.message_id for message in messages])
+
+    def _mark_sent_soon(self, message_ids: list[str]) -> None:
+        """Mark rows sent in one statement with every other row published meanwhile.
+
+        One write per published unit of work was a second transaction per message. A mark that
+        never lands (a crash, a store error) only makes the sweeper publish the row again, with
+        the same ``Nats-Msg-Id``: JetStream drops the repeat inside its duplicate window.
+        """
+        self._unmarked.extend(message_ids)
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._mark_unmarked(), name="outbox-mark-sent")
+
+    async def _mark_unmarked(self) -> None:
+        while self._unmarked:
+            message_ids, self._unmarked = self._unmarked, []
+            outbox = self._tables.outbox
+            try:
+                async with self._db.session() as session:
+                    await session.execute(
+                        update(outbox)
+                        .where(outbox.c.message_id.in_(message_ids))
+                        .values(sent_at=utc_now())
+                    )
+                    await session.commit()
+            except Exception:
+                log.warning(
+                    "marking outbox rows sent failed; the sweeper will publish them again",
+                    rows=len(message_ids),
+                    exc_info=True,
+                )
+
+    async def flush_marks(self) -> None:
+        """Wait until every row published so far is marked sent (before a sweep, at shutdown)."""
+        while self._marking is not None and not self._marking.done():
+            await asyncio.shield(self._marking)
 
     async def sweep(self, limit: int = 500) -> int:
         """Publish rows that a crash (or an unreachable NATS) left unsent. Returns how many."""
+        await self.flush_marks()  # rows published moments ago are not leftovers
         outbox = self._tables.outbox
         older_than = utc_now() - timedelta(seconds=self._settings.sweep_grace_seconds)
         async with self._db.session() as session:
@@ -230,7 +273,15 @@ class Outbox:
             rows = (await session.execute(query)).all()
             if rows:
                 log.info("outbox sweeper publishing leftovers", count=len(rows))
-                await self._publish_rows([_outgoing(row._mapping) for row in rows], session)
+                leftovers = [_outgoing(row._mapping) for row in rows]
+                for message in leftovers:  # one by one: after a failure, the rest waits
+                    await self._publish(message)
+                # In this session, which holds the rows' locks (PostgreSQL).
+                await session.execute(
+                    update(outbox)
+                    .where(outbox.c.message_id.in_([m.message_id for m in leftovers]))
+                    .values(sent_at=utc_now())
+                )
             await session.commit()
         await self.measure_backlog()
         return len(rows)

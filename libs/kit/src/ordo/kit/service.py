@@ -7,7 +7,7 @@ periodic jobs on it, and its ``__main__`` hands the builder to :func:`main`.
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TypeVar
 
 from fastapi import FastAPI
@@ -96,8 +96,23 @@ class ServiceKit:
         self._on_stop: list[Hook] = []
 
     # -- wiring, called by a service's app.py -------------------------------------------------
-    def consume(self, subject: Subject, model: type[M], handler: Handler[M]) -> None:
-        self.messaging.consume(subject, model, handler, self.outbox)
+    def consume(
+        self,
+        subject: Subject,
+        model: type[M],
+        handler: Handler[M],
+        *,
+        serialize_by: Callable[[M], Hashable] | None = None,
+        max_workers: int = 1,
+    ) -> None:
+        self.messaging.consume(
+            subject,
+            model,
+            handler,
+            self.outbox,
+            serialize_by=serialize_by,
+            max_workers=max_workers,
+        )
         self.consumer_lag.watch(STREAM_OF_SUBJECT[subject], durable_name(self.service, subject))
 
     def consume_dead_letters(self, handler: DeadLetterHandler) -> None:
@@ -155,6 +170,7 @@ class ServiceKit:
         if self.http is not None:
             await self.http.stop()
         await self.broker.stop()  # waits for in-flight handlers (graceful timeout)
+        await self.outbox.flush_marks()
         for hook in reversed(self._on_stop):
             await hook()
         await self.supervisor.stop()

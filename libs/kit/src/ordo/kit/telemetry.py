@@ -4,7 +4,6 @@ Trace context crosses NATS in message headers (FastStream's telemetry middleware
 the W3C ``traceparent`` header, so one trace follows a signal through every service.
 """
 
-import json
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -30,7 +29,8 @@ class JsonLinesSpanExporter(SpanExporter):
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [json.dumps(json.loads(span.to_json(indent=None))) + "\n" for span in spans]
+        # ``indent=None``: one line per span (json.dumps escapes any newline inside a string).
+        lines = [span.to_json(indent=None) + "\n" for span in spans]
         with self._lock:
             self._file.writelines(lines)
             self._file.flush()

@@ -11,6 +11,10 @@ from ordo.order.config import OrderSettings
 from ordo.order.handlers import OrderManagement, OrderQueries
 from ordo.order.metrics import OrdersByStatus
 
+# Per subject, handled at once: each waits for its account's turn, and the turns overlap the
+# publishes and acks of the one before.
+CONCURRENT_MESSAGES = 8
+
 
 def build(settings: OrderSettings | None = None, *, telemetry: bool = True) -> ServiceKit:
     settings = settings or OrderSettings()
@@ -18,10 +22,38 @@ def build(settings: OrderSettings | None = None, *, telemetry: bool = True) -> S
     oms = OrderManagement(settings.market_rules())
     queries = OrderQueries(kit.db)
 
-    kit.consume(Subject.SIGNAL_ACCEPTED, SignalAccepted, oms.on_signal_accepted)
-    kit.consume(Subject.RISK_APPROVED, OrderApproved, oms.on_order_approved)
-    kit.consume(Subject.RISK_DENIED, OrderDenied, oms.on_order_denied)
-    kit.consume(Subject.EXEC_REPORT, ExecutionReport, oms.on_execution_report)
+    # An account's signals, decisions and reports change the same positions and orders: in this
+    # replica they take turns (replicas race, and the version checks settle it). Unserialised, a
+    # busy position's plans kept losing the optimistic race to its fills until they were
+    # dead-lettered.
+    kit.consume(
+        Subject.SIGNAL_ACCEPTED,
+        SignalAccepted,
+        oms.on_signal_accepted,
+        max_workers=CONCURRENT_MESSAGES,
+        serialize_by=lambda message: message.signal.account,
+    )
+    kit.consume(
+        Subject.RISK_APPROVED,
+        OrderApproved,
+        oms.on_order_approved,
+        max_workers=CONCURRENT_MESSAGES,
+        serialize_by=lambda message: message.account,
+    )
+    kit.consume(
+        Subject.RISK_DENIED,
+        OrderDenied,
+        oms.on_order_denied,
+        max_workers=CONCURRENT_MESSAGES,
+        serialize_by=lambda message: message.account,
+    )
+    kit.consume(
+        Subject.EXEC_REPORT,
+        ExecutionReport,
+        oms.on_execution_report,
+        max_workers=CONCURRENT_MESSAGES,
+        serialize_by=lambda message: message.account,
+    )
 
     kit.reply(Subject.QUERY_ORDERS, QueryOrders, queries.orders)
     kit.reply(Subject.QUERY_POSITIONS, QueryPositions, queries.positions)

@@ -18,15 +18,46 @@ log = get_logger(__name__)
 AUDIT_PRUNE_INTERVAL_SECONDS = 3600.0
 
 
+# Per subject, handled at once: each waits for its account's turn, and the turns overlap the
+# publishes and acks of the one before.
+CONCURRENT_MESSAGES = 8
+
+
 def build(settings: RiskSettings | None = None, *, telemetry: bool = True) -> ServiceKit:
     settings = settings or RiskSettings()
     kit = ServiceKit(settings, metadata=store.metadata, tables=store.messaging, telemetry=telemetry)
     handlers = RiskHandlers(settings.limits, metrics=RiskMetrics(kit.registry))
 
-    kit.consume(Subject.ORDER_PROPOSED, OrderProposed, handlers.order_proposed)
-    kit.consume(Subject.ORDER_UPDATED, OrderUpdated, handlers.order_updated)
-    kit.consume(Subject.POSITION_CHANGED, PositionChanged, handlers.position_changed)
-    kit.consume(Subject.OPS_SET_TRADING_STATE, SetTradingState, handlers.set_trading_state)
+    # Everything about one account changes its exposure: in this replica the handlers take
+    # turns per account (replicas still race, and the account's version row settles it).
+    kit.consume(
+        Subject.ORDER_PROPOSED,
+        OrderProposed,
+        handlers.order_proposed,
+        max_workers=CONCURRENT_MESSAGES,
+        serialize_by=lambda message: message.account,
+    )
+    kit.consume(
+        Subject.ORDER_UPDATED,
+        OrderUpdated,
+        handlers.order_updated,
+        max_workers=CONCURRENT_MESSAGES,
+        serialize_by=lambda message: message.order.account,
+    )
+    kit.consume(
+        Subject.POSITION_CHANGED,
+        PositionChanged,
+        handlers.position_changed,
+        max_workers=CONCURRENT_MESSAGES,
+        serialize_by=lambda message: message.position.account,
+    )
+    kit.consume(
+        Subject.OPS_SET_TRADING_STATE,
+        SetTradingState,
+        handlers.set_trading_state,
+        max_workers=CONCURRENT_MESSAGES,
+        serialize_by=lambda message: message.account,
+    )
 
     async def announce_limits() -> None:
         log.info("risk limits loaded", limits=settings.limits.model_dump(mode="json"))
