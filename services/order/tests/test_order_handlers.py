@@ -344,9 +344,11 @@ async def test_two_exits_planned_at_once_close_the_position_once(
         read_working = store.OrderRepository.working_orders_of
         readings = 0
 
-        async def working_orders_of(self: store.OrderRepository, *key: str) -> list[Any]:
+        async def working_orders_of(
+            self: store.OrderRepository, *key: str, **filters: bool
+        ) -> list[Any]:
             nonlocal readings
-            found = await read_working(self, *key)
+            found = await read_working(self, *key, **filters)
             readings += 1
             if readings <= 2:  # the first reading of each; the loser's second one goes alone
                 await asyncio.wait_for(both_read.wait(), timeout=5)

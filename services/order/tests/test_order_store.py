@@ -224,3 +224,18 @@ async def test_the_working_orders_of_a_position_are_its_unfinished_ones(db: Data
         found = await OrderRepository(session).working_orders_of(*KEY)
 
     assert [(order.order_id, order.status) for order in found] == [("ord-1", OrderStatus.SUBMITTED)]
+
+
+async def test_the_working_exits_of_a_position_are_its_unfinished_reduce_only_orders(
+    db: Database,
+) -> None:
+    entry, exit_ = new_order("ord-1"), new_order("ord-2")
+    exit_.reduce_only = True
+    for order in (entry, exit_):
+        order.submit(NOW)
+        await save_order(db, order)
+
+    async with db.session() as session:
+        found = await OrderRepository(session).working_orders_of(*KEY, reducing=True)
+
+    assert [order.order_id for order in found] == ["ord-2"]

@@ -132,7 +132,9 @@ class OrderManagement:
             rules = self._rules_for(request)
             key = (request.account, request.strategy, request.venue, request.symbol)
             position = await repos.positions.get(*key)
-            working = await repos.orders.working_orders_of(*key)
+            # Only exits on their way change a plan; loading every working entry as well made
+            # each plan slower the more entries were in flight, under load a spiral.
+            working = await repos.orders.working_orders_of(*key, reducing=True)
             # The order id is the client order id the venue sees, so it must never change for
             # an order nor be made twice for a signal. A fresh uuid7 is enough for that here:
             # the ids are stored in this transaction together with the inbox id of this message

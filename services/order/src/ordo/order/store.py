@@ -268,9 +268,10 @@ class OrderRepository:
         return order
 
     async def working_orders_of(
-        self, account: str, strategy: str, venue: str, symbol: str
+        self, account: str, strategy: str, venue: str, symbol: str, *, reducing: bool = False
     ) -> list[Order]:
-        """The orders of one position that are not finished (and so may still fill)."""
+        """The orders of one position that are not finished (and so may still fill); with
+        ``reducing``, only its reduce-only ones (the exits on their way)."""
         query = (
             select(orders.c.order_id)
             .where(
@@ -282,6 +283,8 @@ class OrderRepository:
             )
             .order_by(orders.c.created_at, orders.c.order_id)
         )
+        if reducing:
+            query = query.where(orders.c.reduce_only.is_(True))
         found = []
         for order_id in (await self._session.scalars(query)).all():
             order = await self.get(order_id)
