@@ -6,12 +6,14 @@ import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from signal_support import WEBHOOK_SECRET, SignalHarness, running_signal, template_alert
 
 from ordo.contracts.enums import Intent, SignalSource
 from ordo.contracts.signals import SignalAccepted
+from ordo.kit.testing import eventually
 
 
 @pytest.fixture
@@ -28,10 +30,15 @@ async def test_template_alert_is_accepted_and_announced_under_its_signal_id(
     assert response.status_code == 202
     answer = response.json()
     assert answer["duplicate"] is False
-    outbox = await signal.outbox()
+
+    async def marked_sent() -> list[Any] | None:
+        rows = await signal.outbox()
+        return rows if rows and rows[0]["sent_at"] is not None else None
+
+    # Published right after the commit, and marked sent a moment later (marks are grouped).
+    outbox = await eventually(marked_sent, timeout=10, what="the outbox row marked sent")
     assert [row["subject"] for row in outbox] == ["signal.accepted.v1"]
     assert outbox[0]["correlation_id"] == answer["signal_id"]
-    assert outbox[0]["sent_at"] is not None  # published right after the commit
     accepted = SignalAccepted.from_json(outbox[0]["payload"])
     assert accepted.signal_id == answer["signal_id"]
     assert accepted.correlation_id == answer["signal_id"]
