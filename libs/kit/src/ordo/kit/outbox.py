@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Update, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +30,6 @@ from ordo.kit.store import Database, MessagingTables, retention_cutoff
 from ordo.kit.telemetry import inject_headers
 
 log = get_logger(__name__)
-tracer = trace.get_tracer("ordo.kit.outbox")
 
 
 @dataclass(frozen=True)
@@ -235,14 +233,9 @@ class Outbox:
     async def _mark_unmarked(self) -> None:
         while self._unmarked:
             message_ids, self._unmarked = self._unmarked, []
-            outbox = self._tables.outbox
             try:
                 async with self._db.session() as session:
-                    await session.execute(
-                        update(outbox)
-                        .where(outbox.c.message_id.in_(message_ids))
-                        .values(sent_at=utc_now())
-                    )
+                    await session.execute(self._mark_sent(message_ids))
                     await session.commit()
             except Exception:
                 log.warning(
@@ -250,6 +243,10 @@ class Outbox:
                     rows=len(message_ids),
                     exc_info=True,
                 )
+
+    def _mark_sent(self, message_ids: list[str]) -> Update:
+        outbox = self._tables.outbox
+        return update(outbox).where(outbox.c.message_id.in_(message_ids)).values(sent_at=utc_now())
 
     async def flush_marks(self) -> None:
         """Wait until every row published so far is marked sent (before a sweep, at shutdown)."""
@@ -277,13 +274,8 @@ class Outbox:
                 for message in leftovers:  # one by one: after a failure, the rest waits
                     await self._publish(message)
                 # In this session, which holds the rows' locks (PostgreSQL).
-                await session.execute(
-                    update(outbox)
-                    .where(outbox.c.message_id.in_([m.message_id for m in leftovers]))
-                    .values(sent_at=utc_now())
-                )
+                await session.execute(self._mark_sent([m.message_id for m in leftovers]))
             await session.commit()
-        await self.measure_backlog()
         return len(rows)
 
     async def measure_backlog(self) -> int:
