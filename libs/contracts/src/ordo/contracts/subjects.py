@@ -14,6 +14,7 @@ from ordo.contracts.execution import (
     VenueSnapshot,
     VenueStatusChanged,
 )
+from ordo.contracts.market import MarketQuote
 from ordo.contracts.orders import CancelOrder, OrderProposed, OrderUpdated, PositionChanged
 from ordo.contracts.queries import OrdersView, PositionsView, QueryOrders, QueryPositions
 from ordo.contracts.reconciliation import DiscrepancyFound, ReconciliationCompleted
@@ -45,6 +46,7 @@ class Subject(StrEnum):
     RISK_STATE = "risk.state.v1"
     EXEC_REPORT = "exec.report.v1"
     EXEC_VENUE = "exec.venue.v1"
+    MARKET_QUOTE = "market.quote.v1"
     RECON_RUN = "recon.run.v1"
     RECON_DISCREPANCY = "recon.discrepancy.v1"
     OPS_SET_TRADING_STATE = "ops.risk.set_state.v1"
@@ -103,6 +105,15 @@ STREAMS: tuple[StreamSpec, ...] = (
         description="Execution reports and venue health",
     ),
     StreamSpec(
+        "MARKET",
+        (Subject.MARKET_QUOTE,),
+        # Quotes are worth something for minutes: a consumer that was down catches up on the last
+        # hour, not on a week of stale prices.
+        duplicate_window_seconds=60.0,
+        max_age_seconds=3600.0,
+        description="Quotes read from the venues",
+    ),
+    StreamSpec(
         "RECON",
         (Subject.RECON_RUN, Subject.RECON_DISCREPANCY),
         description="Reconciliation runs and discrepancies",
@@ -131,6 +142,7 @@ MESSAGE_SUBJECTS: dict[type[Message], Subject] = {
     TradingStateChanged: Subject.RISK_STATE,
     ExecutionReport: Subject.EXEC_REPORT,
     VenueStatusChanged: Subject.EXEC_VENUE,
+    MarketQuote: Subject.MARKET_QUOTE,
     ReconciliationCompleted: Subject.RECON_RUN,
     DiscrepancyFound: Subject.RECON_DISCREPANCY,
     SetTradingState: Subject.OPS_SET_TRADING_STATE,
@@ -210,6 +222,7 @@ ROUTES: dict[Service, Routes] = {
             Subject.RISK_APPROVED,
             Subject.RISK_DENIED,
             Subject.EXEC_REPORT,
+            Subject.MARKET_QUOTE,
         ),
         replies=(Subject.QUERY_ORDERS, Subject.QUERY_POSITIONS),
     ),
@@ -220,10 +233,11 @@ ROUTES: dict[Service, Routes] = {
             Subject.ORDER_UPDATED,
             Subject.POSITION_CHANGED,
             Subject.OPS_SET_TRADING_STATE,
+            Subject.MARKET_QUOTE,
         ),
     ),
     Service.EXECUTION: Routes(
-        publishes=(Subject.EXEC_REPORT, Subject.EXEC_VENUE),
+        publishes=(Subject.EXEC_REPORT, Subject.EXEC_VENUE, Subject.MARKET_QUOTE),
         consumes=(Subject.RISK_APPROVED, Subject.ORDER_CANCEL),
         replies=(Subject.EXEC_SNAPSHOT,),
     ),
