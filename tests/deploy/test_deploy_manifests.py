@@ -4,8 +4,9 @@ Every YAML file parses; docker-compose and kustomize name only files that exist;
 locked down (non-root, read-only root filesystem, probes, resources); the NATS users match the
 contracts (drift test) and really authenticate; the Dockerfile builds any service from the
 workspace. Every overlay is rendered for real by ``kubectl kustomize`` and every object it renders
-passes the Kubernetes JSON schemas (kubernetes-validate, strict); the compose file passes
-``docker compose config``, the Compose specification's schema. Both binaries are dev dependencies.
+passes the Kubernetes JSON schemas (kubernetes-validate, strict), or, a KEDA object, the schema of
+KEDA's CRD (vendored in deploy/schemas, strict); the compose file passes ``docker compose
+config``, the Compose specification's schema. Both binaries are dev dependencies.
 """
 
 import asyncio
@@ -831,8 +832,76 @@ def kustomize_build(directory: Path) -> list[Document]:
 
 # The oldest Kubernetes the manifests are written for, and the newest whose schemas are bundled.
 KUBERNETES_VERSIONS = ("1.32.0", kubernetes_validate.latest_version())
-# Custom resources: their schemas come with their operators (KEDA), not with Kubernetes.
-CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject")}
+# Custom resources: their schemas come with their operators (KEDA), not with Kubernetes. No
+# package ships them: deploy/schemas holds the CRDs, copied from their releases (see its README).
+CRD_FILES = sorted((DEPLOY / "schemas").rglob("*.yaml"))
+OBJECT_META = (
+    "https://kubernetes.io/api/_definitions.json"
+    "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+)
+# The OpenAPI keywords that mean the same in JSON Schema 2020-12, and the Kubernetes extensions
+# that change nothing a check sees. Another (``nullable``, a boolean ``exclusiveMinimum``,
+# ``x-kubernetes-preserve-unknown-fields``) would mean something else: the conversion refuses it.
+OPENAPI_KEYWORDS = {
+    "description", "type", "format", "properties", "additionalProperties", "items", "required",
+    "enum", "pattern", "minimum", "maximum", "anyOf", "default",
+    "x-kubernetes-int-or-string", "x-kubernetes-list-type",
+}  # fmt: skip
+
+
+def strict_json_schema(openapi: Document, where: str = "") -> Document:
+    """A CRD's OpenAPI v3 schema as JSON Schema, strict: an object with ``properties`` takes no
+    other field, as the API server's strict field validation, ``kubectl apply``'s default,
+    rejects one."""
+    unknown = set(openapi) - OPENAPI_KEYWORDS
+    assert not unknown, f"{where or '/'}: the conversion does not handle {sorted(unknown)}"
+    schema = dict(openapi)
+    if "properties" in schema:
+        schema["properties"] = {
+            name: strict_json_schema(sub, f"{where}/{name}")
+            for name, sub in schema["properties"].items()
+        }
+        schema.setdefault("additionalProperties", False)
+    for keyword in ("items", "additionalProperties"):
+        if isinstance(schema.get(keyword), dict):
+            schema[keyword] = strict_json_schema(schema[keyword], f"{where}/{keyword}")
+    if "anyOf" in schema:
+        schema["anyOf"] = [strict_json_schema(sub, f"{where}/anyOf") for sub in schema["anyOf"]]
+    return schema
+
+
+@functools.cache
+def custom_resource_validators() -> dict[tuple[str, str], Draft202012Validator]:
+    """(apiVersion, kind) → the validator of each served version of every vendored CRD; the
+    object's metadata is checked as Kubernetes' ObjectMeta (strict, of the oldest version)."""
+    registry = kubernetes_definitions(KUBERNETES_VERSIONS[0]) @ Registry()
+    validators = {}
+    for path in CRD_FILES:
+        (crd,) = yaml_documents(path)
+        assert crd["kind"] == "CustomResourceDefinition", path
+        spec = crd["spec"]
+        for version in (v for v in spec["versions"] if v["served"]):
+            schema = strict_json_schema(version["schema"]["openAPIV3Schema"])
+            schema["properties"]["metadata"] = {"$ref": OBJECT_META}
+            api_version = f"{spec['group']}/{version['name']}"
+            validators[api_version, spec["names"]["kind"]] = Draft202012Validator(
+                schema, registry=registry
+            )
+    return validators
+
+
+def is_custom_resource(document: Document) -> bool:
+    return (document["apiVersion"], document["kind"]) in custom_resource_validators()
+
+
+def custom_resource_problems(document: Document) -> list[str]:
+    """Where ``document`` breaks the schema of its vendored CRD, one line per mistake."""
+    validator = custom_resource_validators()[document["apiVersion"], document["kind"]]
+    where = f"{document['kind']} {document['metadata']['name']}"
+    return [
+        f"{where}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(document)
+    ]
 
 
 @functools.cache
@@ -876,7 +945,7 @@ def schema_problems(document: Document, version: str) -> list[str]:
 @pytest.mark.parametrize("directory", [BASE, *OVERLAYS.values()], ids=lambda p: p.name)
 def test_every_rendered_object_passes_the_kubernetes_schema(directory: Path, version: str) -> None:
     documents = kustomize_build(directory)
-    checked = [d for d in documents if (d["apiVersion"], d["kind"]) not in CUSTOM_KINDS]
+    checked = [d for d in documents if not is_custom_resource(d)]
     assert len(checked) > 20
     assert [line for d in checked for line in schema_problems(d, version)] == []
 
@@ -893,6 +962,43 @@ def test_the_schema_check_rejects_a_misspelt_field_a_wrong_type_and_an_unknown_k
     assert "Kubernetes has no extensions/v1beta1 Deployment" in "".join(
         schema_problems(removed_api, KUBERNETES_VERSIONS[0])
     )
+
+
+def test_every_rendered_custom_resource_passes_the_schema_of_its_vendored_definition() -> None:
+    rendered = [d for directory in (BASE, *OVERLAYS.values()) for d in kustomize_build(directory)]
+    custom = [d for d in rendered if is_custom_resource(d)]
+    scaled_objects = {d["metadata"]["name"] for d in custom if d["kind"] == "ScaledObject"}
+    assert scaled_objects == {str(s) for s in SERVICES if ROUTES[s].consumes}
+    assert [line for d in custom for line in custom_resource_problems(d)] == []
+
+
+def test_the_keda_check_rejects_misspelt_fields_and_wrong_types() -> None:
+    scaled = copy.deepcopy(named(kustomize_build(OVERLAYS["prod-keda"]), "ScaledObject", "order"))
+    spec = scaled["spec"]
+    spec["pollingIntervall"] = spec.pop("pollingInterval")
+    spec["maxReplicaCount"] = "8"
+    lag_trigger, *_, cpu_trigger = spec["triggers"]
+    lag_trigger["metadata"]["lagThreshold"] = 50  # unquoted in YAML: KEDA wants strings only
+    cpu_trigger["metricTyp"] = cpu_trigger.pop("metricType")
+    scaled["metadata"]["lables"] = scaled["metadata"].pop("labels")
+    problems = "\n".join(custom_resource_problems(scaled))
+    assert "'pollingIntervall' was unexpected" in problems
+    assert "spec.maxReplicaCount: '8' is not of type 'integer'" in problems
+    assert "spec.triggers.0.metadata.lagThreshold: 50 is not of type 'string'" in problems
+    assert "'metricTyp' was unexpected" in problems
+    assert "'lables' was unexpected" in problems
+    del spec["scaleTargetRef"]
+    assert "'scaleTargetRef' is a required property" in "".join(custom_resource_problems(scaled))
+    unknown_version = {**scaled, "apiVersion": "keda.sh/v1beta1"}
+    assert not is_custom_resource(unknown_version)
+    assert "Kubernetes has no keda.sh/v1beta1 ScaledObject" in "".join(
+        schema_problems(unknown_version, KUBERNETES_VERSIONS[0])
+    )
+
+
+def test_the_openapi_conversion_refuses_a_keyword_it_does_not_translate() -> None:
+    with pytest.raises(AssertionError, match="does not handle \\['nullable'\\]"):
+        strict_json_schema({"properties": {"when": {"type": "string", "nullable": True}}})
 
 
 def compose_config(compose_file: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:

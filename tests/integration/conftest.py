@@ -1,5 +1,6 @@
 """The whole engine as processes over a real NATS JetStream: the integration suite's fixtures."""
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from ordo.contracts.subjects import Service
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
+# How long the stack's start waits for each service to be ready: six services starting at once
+# on a loaded 2-core machine can take over a minute. ORDO_TEST_READY_TIMEOUT_SECONDS overrides it.
+READY_TIMEOUT_SECONDS = float(os.environ.get("ORDO_TEST_READY_TIMEOUT_SECONDS", "120"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,12 +29,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config = tmp_path_factory.mktemp("config") / "ordo.yaml"
     config.write_text((REPO / "config" / "ordo.yaml").read_text())
-    with Stack(
+    running = Stack(
         tmp_path_factory.mktemp("stack"),
         config_file=config,
         extra_env={"ORDO_RECONCILER__INTERVAL_SECONDS": "2"},
-    ) as running:
+    ).start(ready_timeout=READY_TIMEOUT_SECONDS)
+    try:
         yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture

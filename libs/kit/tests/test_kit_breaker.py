@@ -1,5 +1,6 @@
-"""Circuit breakers: they open on transient failures only, survive a Redis outage, and each
-change of a breaker that replicas share is announced once."""
+"""Circuit breakers: they open on transient failures only, survive a Redis outage, each change
+of a breaker that replicas share is announced once, and each change of a replica's own breaker by
+that replica."""
 
 import asyncio
 import time
@@ -145,3 +146,41 @@ async def test_replicas_sharing_a_breaker_announce_each_change_once(
     assert await asyncio.gather(*(r.call(name, probe) for r in replicas)) == ["ok", "ok"]
     assert announced == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
     assert await second.shared_state(name) is BreakerState.CLOSED
+
+
+async def test_replicas_announce_each_change_of_their_own_per_replica_breakers(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A per-replica breaker (each replica's NATS connection) is one breaker per replica, even
+    # when they share Redis: the second replica's breaker opening is news, though the first's
+    # opened a moment before under the same name.
+    clock = ShiftedTime()
+    monkeypatch.setattr(purgatory_model, "time", clock)
+    settings = BreakerSettings(failure_threshold=1, recovery_seconds=60)
+    replicas = [Breakers(settings, redis_url=redis_server.url) for _ in range(2)]
+    announced: list[list[tuple[str, BreakerState]]] = [[], []]
+    for replica, changes in zip(replicas, announced, strict=True):
+        await replica.start()
+        replica.on_change(lambda name, state, changes=changes: changes.append((name, state)))
+    name = f"nats:{uuid.uuid4().hex}"
+
+    for replica in replicas:
+        with pytest.raises(ConnectionError):
+            await replica.call(name, lambda: _fail(ConnectionError("down")), shared=False)
+    assert announced == [[(name, BreakerState.OPEN)], [(name, BreakerState.OPEN)]]
+    # Each replica's breaker is its own: Redis holds no state of it.
+    assert await replicas[0].shared_state(name) is BreakerState.CLOSED
+
+    clock.shift = 61
+
+    async def publish() -> str:
+        return "published"
+
+    for replica in replicas:
+        assert await replica.call(name, publish, shared=False) == "published"
+    recovered = [
+        (name, BreakerState.OPEN),
+        (name, BreakerState.HALF_OPEN),
+        (name, BreakerState.CLOSED),
+    ]
+    assert announced == [recovered, recovered]

@@ -161,7 +161,7 @@ def signal_service(
         await kit.start(migrate=False)
 
         async def port() -> int | None:
-            return kit.http.port if kit.http is not None and kit.http.started else None
+            return kit.http.port if kit.http is not None else None
 
         listening = await eventually(port, what="the signal service listening")
         client = await nats.connect(nats_server.url, user=admin.name, password=admin.password)

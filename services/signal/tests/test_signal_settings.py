@@ -112,3 +112,41 @@ def test_the_shipped_config_file_is_valid(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.default_venue in settings.markets
     assert settings.max_body_bytes == 16384
     assert settings.dedupe_window_seconds == 86400
+
+
+SECRETS_IN_THE_ENVIRONMENT = {
+    "ORDO_WEBHOOK_SECRET": "tv-secret-in-env-0001",
+    "ORDO_API_TOKEN": "api-token-in-env-0002",
+    "ORDO_WEBHOOK_HMAC_KEY": "hmac-key-in-env-0003",
+    "ORDO_NATS__PASSWORD": "nats-password-in-env-0004",
+    "ORDO_DATABASE_URL": "postgresql+asyncpg://signal:db-password-0005@postgres:5432/signal",
+}
+
+
+@pytest.mark.parametrize(
+    ("mistake", "named"),
+    [
+        ({"default_venue": "kraken"}, "default_venue 'kraken' is not one of the venues"),
+        ({"markets": {}}, "at least one venue"),
+        ({"webhok_secret": "misspelt-secret-0006"}, "webhok_secret"),
+        ({"nats": {"pasword": "misspelt-password-0007"}}, "nats.pasword"),
+        ({"max_body_bytes": "lots"}, "max_body_bytes"),
+    ],
+    ids=["model-check", "field-check", "misspelt-setting", "misspelt-nested-setting", "wrong-type"],
+)
+def test_a_refusal_says_what_is_wrong_without_showing_any_secret(
+    mistake: dict[str, object], named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SECRETS_IN_THE_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValidationError) as refused:
+        SignalSettings(**mistake)  # type: ignore[arg-type]
+
+    message = str(refused.value)
+    assert named in message
+    secrets = [*SECRETS_IN_THE_ENVIRONMENT.values(), "db-password-0005", "misspelt-"]
+    assert [secret for secret in secrets if secret in message] == []
+    # pydantic shortens a long input to its ends: whichever secrets fall in the middle go
+    # unseen, so no input at all may be shown.
+    assert "input_value" not in message

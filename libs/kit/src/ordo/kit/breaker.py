@@ -4,12 +4,14 @@ A breaker is named per dependency (``venue:paper:acct-1``, ``nats``). Its state 
 a Redis URL is configured, so every replica of a service sees the same state; otherwise in memory.
 Only transient failures count: business errors pass through the breaker untouched.
 
-A change of state is announced to the listeners once for all replicas. Replicas that share a
-breaker may each make the same change at the same moment (two calls find it open past its
-recovery time, and both half-open it), so the first to claim the change in Redis (``SET NX``)
-announces it. The claim lasts a little less than the recovery time: a breaker cannot come back
-to a state sooner (every way back leads through open and its recovery), so a later claim of the
-same state is a new change.
+A change of a shared breaker's state is announced to the listeners once for all replicas.
+Replicas that share a breaker may each make the same change at the same moment (two calls find it
+open past its recovery time, and both half-open it), so the first to claim the change in Redis
+(``SET NX``) announces it. The claim lasts a little less than the recovery time: a breaker cannot
+come back to a state sooner (every way back leads through open and its recovery), so a later
+claim of the same state is a new change. A per-replica breaker (``shared=False``) is a different
+breaker on every replica: each announces its own changes, with no claim (another replica's
+change of its own breaker of the same name says nothing about this one's).
 """
 
 from collections.abc import Awaitable, Callable, Iterable
@@ -72,14 +74,15 @@ class Breakers:
             default_ttl=settings.recovery_seconds,
             uow=uow,
         )
-        self._factory.add_listener(self._on_event)
+        self._factory.add_listener(self._on_shared_event)
         self._local = AsyncCircuitBreakerFactory(
             default_threshold=settings.failure_threshold, default_ttl=settings.recovery_seconds
         )
-        self._local.add_listener(self._on_event)
+        self._local.add_listener(self._on_local_event)
         self._listeners: list[BreakerListener] = []
-        # Changes this replica made, announced after the call that made them (needs Redis).
-        self._changes: list[tuple[str, BreakerState]] = []
+        # Changes this replica made, announced after the call that made them (the announcement
+        # may need Redis): (breaker, state, whether replicas share the breaker).
+        self._changes: list[tuple[str, BreakerState, bool]] = []
         self.states: dict[str, BreakerState] = {}
         self._gauge = Gauge(
             "ordo_breaker_state",
@@ -92,7 +95,8 @@ class Breakers:
         await self._factory.initialize()
 
     def on_change(self, listener: BreakerListener) -> None:
-        """Call ``listener`` once per change of a breaker's shared state, on one replica."""
+        """Call ``listener`` once per change of a breaker: a shared breaker's change on one
+        replica only, a per-replica breaker's on the replica whose breaker changed."""
         self._listeners.append(listener)
 
     async def shared_state(self, breaker: str) -> BreakerState:
@@ -169,8 +173,8 @@ class Breakers:
 
     async def _announce_changes(self) -> None:
         while self._changes:
-            name, state = self._changes.pop(0)
-            if not await self._first_to_announce(name, state):
+            name, state, shared = self._changes.pop(0)
+            if shared and not await self._first_to_announce(name, state):
                 continue
             log.warning("breaker changed", breaker=name, state=state)
             for listener in self._listeners:
@@ -206,13 +210,21 @@ class Breakers:
             )
             return await self._local.get_breaker(breaker, exclude=list(ignore))
 
-    def _on_event(self, name: str, event_name: str, event: Any) -> None:
+    def _on_shared_event(self, name: str, event_name: str, event: Any) -> None:
+        self._on_event(name, event_name, event, shared=True)
+
+    def _on_local_event(self, name: str, event_name: str, event: Any) -> None:
+        # This replica's own breakers, and a shared one's stand-in while Redis is unreachable
+        # (then no claim can be made anyway: better announced by each replica than by none).
+        self._on_event(name, event_name, event, shared=False)
+
+    def _on_event(self, name: str, event_name: str, event: Any, *, shared: bool) -> None:
         if event_name not in {"state_changed", "circuit_breaker_created"}:
             return
         state = _STATE_NAMES.get(getattr(event, "state", "closed"), BreakerState.CLOSED)
         self.states[name] = state
         self._gauge.labels(breaker=name).set(_STATE_VALUES[state])
-        # Every state_changed is a transition this replica made of the shared state (another
-        # replica's changes raise no event here), whatever this replica last saw of it.
+        # Every state_changed is a transition this replica made of the breaker's state (another
+        # replica's changes of a shared one raise no event here), whatever it last saw of it.
         if event_name == "state_changed":
-            self._changes.append((name, state))
+            self._changes.append((name, state, shared))

@@ -61,6 +61,9 @@ class HttpServer:
 
     @property
     def port(self) -> int | None:
+        """The port the server listens on; None until it has started (and once it stopped)."""
+        if not self.started:  # uvicorn has no list of listening servers before it starts
+            return None
         for server in self._server.servers:
             for sock in server.sockets:
                 return int(sock.getsockname()[1])

@@ -71,11 +71,15 @@ class ServiceSettings(BaseSettings):
 
     service_name: ClassVar[str] = ""
 
+    # ``hide_input_in_errors``: a refusal would otherwise print its input, every setting, the
+    # secrets among them (the NATS password and database URL every service has, and the
+    # services' own).
     model_config = SettingsConfigDict(
         env_prefix="ORDO_",
         env_nested_delimiter="__",
         frozen=True,
         extra="forbid",
+        hide_input_in_errors=True,
     )
 
     instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
@@ -166,3 +170,45 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             merged[key] = value
     return merged
+
+
+def resolve_secret(
+    settings: ServiceSettings, name: str, *, required: bool, required_by: str | None = None
+) -> None:
+    """Settle the secret setting ``name`` once, from a model validator of frozen settings.
+
+    A secret comes from ``ORDO_<NAME>`` (the field ``name``, a ``SecretStr``) or from the file
+    ``ORDO_<NAME>_FILE`` names (the field ``<name>_file``: its content, stripped), never both, and
+    never from the YAML config file (committed, or a ConfigMap: not a place for secrets); an
+    empty value counts as none. Without one the field becomes None, or, when ``required``, a
+    ValueError names the variables to set. Messages name variables and paths, never a value.
+    """
+    value: SecretStr | None = getattr(settings, name)
+    path: Path | None = getattr(settings, f"{name}_file")
+    env = f"{settings.model_config.get('env_prefix', '')}{name.upper()}"
+    if name in load_config_section(settings.service_name):
+        raise ValueError(
+            f"{name} is in the config file {config_file()}: remove it, and set {env} or "
+            f"{env}_FILE instead"
+        )
+    if value is not None and path is not None:
+        raise ValueError(f"set {env} or {env}_FILE, not both")
+    if path is not None:
+        value = SecretStr(_read_secret_file(path, env))
+    if value is None or not value.get_secret_value():
+        if required:
+            needed = f" by {required_by}" if required_by else ""
+            raise ValueError(f"{name} is required{needed}: set {env} or {env}_FILE")
+        value = None
+    # The model is frozen; this fills in the value read from the file, once, at start-up.
+    object.__setattr__(settings, name, value)
+
+
+def _read_secret_file(path: Path, env: str) -> str:
+    try:
+        content = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ValueError(f"{env}_FILE: cannot read {path}: {error.strerror}") from None
+    if not content:
+        raise ValueError(f"{env}_FILE: {path} is empty")
+    return content

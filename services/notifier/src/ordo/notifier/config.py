@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from pydantic import Field, HttpUrl, SecretStr, TypeAdapter, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
 
 from ordo.contracts.enums import Severity
-from ordo.kit.settings import Section, ServiceSettings
+from ordo.kit.settings import Section, ServiceSettings, resolve_secret
 from ordo.notifier.domain.notifications import EventKind
 
 # Bounded so that a delivery's claim (see ``dispatcher.CLAIM``) outlasts one call.
@@ -142,9 +141,6 @@ _ROUTE_LIST = TypeAdapter(tuple[str, ...])
 class NotifierSettings(ServiceSettings):
     service_name: ClassVar[str] = "notifier"
 
-    # A refusal would otherwise print its input: every setting, the secrets among them.
-    model_config = SettingsConfigDict(hide_input_in_errors=True)
-
     channels: Channels = Channels()
     # Event kind → channels; a kind not listed goes to every configured channel.
     routes: dict[EventKind, Route] = Field(default_factory=dict)
@@ -186,11 +182,21 @@ class NotifierSettings(ServiceSettings):
         # Resolved once here, so that a missing or unreadable secret stops the start-up with a
         # clear message instead of failing the first delivery.
         channels = self.channels
-        self._resolve_secret("webhook_url", required=channels.webhook is not None)
-        self._resolve_secret("telegram_bot_token", required=channels.telegram is not None)
+        resolve_secret(
+            self, "webhook_url", required=channels.webhook is not None, required_by="its channel"
+        )
+        resolve_secret(
+            self,
+            "telegram_bot_token",
+            required=channels.telegram is not None,
+            required_by="its channel",
+        )
         email = channels.email
-        self._resolve_secret(
-            "smtp_password", required=email is not None and email.username is not None
+        resolve_secret(
+            self,
+            "smtp_password",
+            required=email is not None and email.username is not None,
+            required_by="its channel",
         )
         if self.smtp_password is not None and (email is None or email.username is None):
             raise ValueError("ORDO_SMTP_PASSWORD is set but channels.email has no username")
@@ -212,21 +218,6 @@ class NotifierSettings(ServiceSettings):
                 f"configured channels: {', '.join(sorted(configured)) or 'none'}"
             )
 
-    def _resolve_secret(self, name: str, *, required: bool) -> None:
-        value: SecretStr | None = getattr(self, name)
-        path: Path | None = getattr(self, f"{name}_file")
-        env = f"ORDO_{name.upper()}"
-        if value is not None and path is not None:
-            raise ValueError(f"set {env} or {env}_FILE, not both")
-        if path is not None:
-            value = SecretStr(_read_secret_file(path, env))
-        if value is None or not value.get_secret_value():
-            if required:
-                raise ValueError(f"{name} is required by its channel: set {env} or {env}_FILE")
-            value = None
-        # The model is frozen; this fills in the value read from the file, once, at start-up.
-        object.__setattr__(self, name, value)
-
     @staticmethod
     def _check_webhook_url(url: str) -> None:
         # The URL is a secret: the message says what is wrong, never what it is.
@@ -241,13 +232,3 @@ class NotifierSettings(ServiceSettings):
         if value is None:
             raise RuntimeError(f"{name} is not configured")
         return value.get_secret_value()
-
-
-def _read_secret_file(path: Path, env: str) -> str:
-    try:
-        content = path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise ValueError(f"{env}_FILE: cannot read {path}: {error.strerror}") from None
-    if not content:
-        raise ValueError(f"{env}_FILE: {path} is empty")
-    return content

@@ -1,7 +1,8 @@
 """The signal service's settings: markets, defaults, secrets and intake limits.
 
 Secrets never come from the YAML file: each is an environment variable (``ORDO_WEBHOOK_SECRET``)
-or a file named by one (``ORDO_WEBHOOK_SECRET_FILE``), read once at start-up.
+or a file named by one (``ORDO_WEBHOOK_SECRET_FILE``), read once at start-up. No refusal shows
+its input: it would print the secrets with the rest.
 """
 
 import ipaddress
@@ -11,7 +12,7 @@ from typing import ClassVar, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ordo.contracts.signals import Name
-from ordo.kit.settings import ServiceSettings
+from ordo.kit.settings import ServiceSettings, resolve_secret
 from ordo.signal.domain import MAX_ALERT_BYTES
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -80,25 +81,10 @@ class SignalSettings(ServiceSettings):
             )
         # Resolved once here, so that a missing or unreadable secret stops the start-up with a
         # clear message instead of failing the first request.
-        for name, required in (("webhook_secret", True), ("api_token", True)):
-            self._resolve_secret(name, required=required)
-        self._resolve_secret("webhook_hmac_key", required=False)
+        resolve_secret(self, "webhook_secret", required=True)
+        resolve_secret(self, "api_token", required=True)
+        resolve_secret(self, "webhook_hmac_key", required=False)
         return self
-
-    def _resolve_secret(self, name: str, *, required: bool) -> None:
-        value: SecretStr | None = getattr(self, name)
-        path: Path | None = getattr(self, f"{name}_file")
-        env = f"ORDO_{name.upper()}"
-        if value is not None and path is not None:
-            raise ValueError(f"set {env} or {env}_FILE, not both")
-        if path is not None:
-            value = SecretStr(_read_secret_file(path, env))
-        if value is None or not value.get_secret_value():
-            if required:
-                raise ValueError(f"{name} is required: set {env} or {env}_FILE")
-            value = None
-        # The model is frozen; this fills in the value read from the file, once, at start-up.
-        object.__setattr__(self, name, value)
 
     @property
     def networks(self) -> tuple[IpNetwork, ...]:
@@ -121,13 +107,3 @@ def _required(value: SecretStr | None, name: str) -> str:
     if value is None:  # the validator makes this impossible; mypy cannot know
         raise RuntimeError(f"{name} is not configured")
     return value.get_secret_value()
-
-
-def _read_secret_file(path: Path, env: str) -> str:
-    try:
-        content = path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise ValueError(f"{env}_FILE: cannot read {path}: {error.strerror}") from None
-    if not content:
-        raise ValueError(f"{env}_FILE: {path} is empty")
-    return content

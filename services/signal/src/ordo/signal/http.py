@@ -7,7 +7,9 @@ nothing behind but a rejection record; the refusals of callers who proved no cre
 body and share one budget of records per minute, so that a flood from many addresses does not
 become a flood of rows. An accepted signal answers 202 with its id; a repeat of one answers 200
 with the FIRST signal's id and ``"duplicate": true``, and creates nothing new (200, not 202:
-nothing was accepted this time); a different signal under a key already in use answers 409.
+nothing was accepted this time); a different signal under a key already in use answers 409. A
+caller that hangs up before its whole body arrived is not an error of ours: it is logged, not
+recorded, and nobody is left to answer.
 """
 
 from dataclasses import replace
@@ -19,9 +21,11 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import trace
 from pydantic import AwareDatetime, BaseModel
+from starlette.requests import ClientDisconnect
 
 from ordo.contracts.enums import SignalSource
 from ordo.contracts.signals import SignalRequest
+from ordo.kit.logs import get_logger
 from ordo.signal.config import SignalSettings
 from ordo.signal.domain import (
     AlertError,
@@ -48,7 +52,11 @@ from ordo.signal.guards import AddressAllowList, RateLimiter, rate_limit_client
 from ordo.signal.intake import Incoming, Intake, Refusal, RejectionReason
 from ordo.signal.store import DedupeContention
 
+log = get_logger(__name__)
+
 SIGNATURE_HEADER = "X-Ordo-Signature"
+# The status of a call whose caller hung up (nginx's): only the span and the logs ever see it.
+CLIENT_CLOSED_REQUEST = 499
 # The rate limiter's budget that every caller without credentials shares for its refusal records.
 UNAUTHENTICATED_REFUSALS = "unauthenticated-refusals"
 TITLE = "Ordo signal intake"
@@ -204,6 +212,8 @@ class HttpIntake:
             incoming = self._alert(body, request)
         except Refused as refused:
             return await self._turn_away(refused, remote)
+        except ClientDisconnect:
+            return _caller_hung_up(source, remote)
         return await self._accept(incoming, remote)
 
     async def submit(
@@ -220,6 +230,8 @@ class HttpIntake:
             incoming = self._api_signal(body)
         except Refused as refused:
             return await self._turn_away(refused, remote)
+        except ClientDisconnect:
+            return _caller_hung_up(source, remote)
         return await self._accept(incoming, remote)
 
     async def show(
@@ -372,6 +384,13 @@ async def _read_body(
         if len(body) > limit:
             raise too_large
     return bytes(body)
+
+
+def _caller_hung_up(source: SignalSource, remote: str | None) -> Response:
+    # Nothing was received whole, so nothing is accepted or refused (no record: a caller
+    # cannot fill the table by hanging up); the answer reaches no one.
+    log.info("caller hung up before its body arrived", source=source, remote=remote)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 def _client_address(request: Request) -> str | None:
