@@ -68,6 +68,9 @@ class Stack:
     services: Iterable[Service] = SERVICES
     extra_env: dict[str, str] = field(default_factory=dict)
     service_env: dict[Service, dict[str, str]] = field(default_factory=dict)
+    # How long a service may take to answer /readyz after it was started (the start's own
+    # ready_timeout replaces it, so that restarts wait as long as the first start did).
+    ready_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         self.var_dir = self.var_dir.resolve()
@@ -83,11 +86,13 @@ class Stack:
         self.api_token_file = secrets_dir / "api-token"
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self, *, ready_timeout: float = 60.0) -> "Stack":
+    def start(self, *, ready_timeout: float | None = None) -> "Stack":
         """Start everything, or nothing: a start that fails stops what it had started.
 
         (``with Stack(...)`` calls no ``__exit__`` when ``__enter__`` raises.)
         """
+        if ready_timeout is not None:
+            self.ready_timeout = ready_timeout
         try:
             for sub in ("logs", "run", "data", "spans"):
                 (self.var_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -97,7 +102,7 @@ class Stack:
             for service in self.processes:
                 self.start_service(service, wait=False)
             for service in self.processes:
-                self.wait_ready(service, timeout=ready_timeout)
+                self.wait_ready(service)
             self.write_stack_file()
         except BaseException:
             self.stop()
@@ -172,8 +177,9 @@ class Stack:
         self.stop_service(service)
         self.start_service(service)
 
-    def wait_ready(self, service: Service, *, timeout: float = 60.0) -> None:
+    def wait_ready(self, service: Service, *, timeout: float | None = None) -> None:
         proc = self.processes[service]
+        timeout = self.ready_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not proc.running:
