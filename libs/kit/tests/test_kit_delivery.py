@@ -245,6 +245,24 @@ async def test_a_message_that_always_fails_ends_in_the_dead_letter_stream(
     assert await count_effects(kit) == 0
 
 
+async def test_a_handler_is_told_its_last_attempt_and_may_settle_the_message_itself(
+    start_kit: Any, admin: Any
+) -> None:
+    told: list[bool] = []
+
+    async def settles_at_last(message: SignalAccepted, tx: Transaction) -> None:
+        told.append(tx.last_attempt)
+        if not tx.last_attempt:
+            raise ConnectionError("the venue keeps failing")
+        await record_and_propose(message, tx)  # its own way out instead of a dead letter
+
+    kit = await start_kit(settles_at_last)
+    await publish(admin, signal_accepted())
+    await eventually(lambda: count_effects(kit), what="the effect of the last attempt")
+    assert told == [False, False, True]  # max_deliver is 3
+    assert await stream_messages(admin, "DEADLETTER", "dlq.>") == []
+
+
 async def test_an_undecodable_message_is_dead_lettered_at_once(start_kit: Any, admin: Any) -> None:
     calls: list[int] = []
 

@@ -15,6 +15,18 @@ price (taker); a resting limit fills at its limit (maker) when the test moves th
 it (``set_price``). Commission is charged in the quote asset. Buys need the quote asset, sells
 the base asset (spot: no shorts); what a resting order may spend is locked.
 
+Conditional orders, as Binance spot has them: ``STOP_LOSS`` and ``TAKE_PROFIT`` (a market order
+once triggered), ``STOP_LOSS_LIMIT`` and ``TAKE_PROFIT_LIMIT`` (a limit order once triggered),
+each with its ``stopPrice``. A stop loss triggers when the price reaches its stop against the
+order (a buy at or above it, a sell at or below it), a take profit in its favour (a buy at or
+below, a sell at or above). One that would trigger at once is refused ("Stop price would trigger
+immediately."), and a parameter an order type does not take (a market order's ``timeInForce``)
+is refused as Binance refuses it (-1106).
+
+USDⓈ-M futures (``/fapi``), only as far as reading positions goes: exchange info of the
+perpetual markets, leverage brackets, and position risk (v3) of the positions the test sets
+(``set_position``).
+
 Faults, injected per request (``inject``): an HTTP error status (5xx, 429, ...), a delay before
 or after the request is handled (a slow venue, or one whose answer comes too late), and a
 response dropped after the order was created (the connection closes without an answer).
@@ -37,6 +49,8 @@ from aiohttp import WSMsgType, web
 
 API_PREFIX = "/api/v3"
 RECV_WINDOW_MS = 5_000
+CONDITIONAL_TYPES = frozenset({"STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"})
+ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", *sorted(CONDITIONAL_TYPES))
 
 
 @dataclass
@@ -57,10 +71,13 @@ class SpotOrder:
     client_order_id: str
     symbol: str
     side: str  # BUY / SELL
-    type: str  # MARKET / LIMIT
+    type: str  # MARKET / LIMIT / STOP_LOSS(_LIMIT) / TAKE_PROFIT(_LIMIT)
     time_in_force: str
     quantity: Decimal
     price: Decimal  # 0 for a market order
+    stop_price: Decimal = Decimal(0)  # 0 for an order without a trigger
+    triggered: bool = False  # a conditional order's trigger was reached: it works as its kind
+    locked: bool = False  # funds are held for it while it rests
     status: str = "NEW"
     executed: Decimal = Decimal(0)
     quote_executed: Decimal = Decimal(0)
@@ -70,6 +87,19 @@ class SpotOrder:
     @property
     def is_open(self) -> bool:
         return self.status in {"NEW", "PARTIALLY_FILLED"}
+
+    @property
+    def is_conditional(self) -> bool:
+        return self.type in CONDITIONAL_TYPES
+
+    @property
+    def is_working(self) -> bool:
+        """On the book (or filled): not a conditional order waiting for its trigger."""
+        return not self.is_conditional or self.triggered
+
+    @property
+    def works_as_market(self) -> bool:
+        return self.type in {"MARKET", "STOP_LOSS", "TAKE_PROFIT"}
 
 
 @dataclass
@@ -112,6 +142,7 @@ class BinanceTestVenue:
         markets: list[SpotMarket],
         balances: dict[str, str],
         fee_rate: Decimal = Decimal("0.001"),
+        perpetuals: list[SpotMarket] | None = None,
     ) -> None:
         self.api_key = api_key
         self.secret = secret
@@ -119,6 +150,9 @@ class BinanceTestVenue:
         self.free = {asset: Decimal(amount) for asset, amount in balances.items()}
         self.locked: dict[str, Decimal] = {}
         self.fee_rate = fee_rate
+        # USDⓈ-M perpetuals (by Binance id), and the account's signed position in each.
+        self.perpetuals = {market.symbol: market for market in perpetuals or []}
+        self.positions: dict[str, Decimal] = {}
         self.orders: dict[int, SpotOrder] = {}
         self.trades: list[SpotTrade] = []
         # Every create that reached the venue, by client order id (accepted or not).
@@ -147,6 +181,9 @@ class BinanceTestVenue:
         app.router.add_get(f"{API_PREFIX}/myTrades", self._my_trades)
         app.router.add_get(f"{API_PREFIX}/account", self._account)
         app.router.add_get("/ws-api/v3", self._websocket)
+        app.router.add_get("/fapi/v1/exchangeInfo", self._futures_exchange_info)
+        app.router.add_get("/fapi/v1/leverageBracket", self._leverage_brackets)
+        app.router.add_get("/fapi/v3/positionRisk", self._position_risk)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -169,13 +206,16 @@ class BinanceTestVenue:
     def ccxt_urls(self) -> dict[str, Any]:
         """Every entry of ccxt's ``binance.urls['api']``, pointed here: nothing leaves the host.
 
-        The spot REST API and the spot WebSocket API are served; every other API (margin,
-        futures, options, market streams) answers 404, as a venue that lacks it would.
+        The spot REST API, the spot WebSocket API and the futures reads above are served; every
+        other API (margin, options, market streams) answers 404, as a venue that lacks it would.
         """
         served = {
             ("public",): f"{self.url}{API_PREFIX}",
             ("private",): f"{self.url}{API_PREFIX}",
             ("ws", "ws-api", "spot"): f"ws://127.0.0.1:{self.port}/ws-api/v3",
+            ("fapiPublic",): f"{self.url}/fapi/v1",
+            ("fapiPrivate",): f"{self.url}/fapi/v1",
+            ("fapiPrivateV3",): f"{self.url}/fapi/v3",
         }
         return _localized(ccxt.pro.binance().urls["api"], (), served, self.url)
 
@@ -190,9 +230,28 @@ class BinanceTestVenue:
         market = self.markets[symbol]
         market.price = Decimal(price)
         for order in list(self.orders.values()):
-            if order.symbol == symbol and order.is_open and _limit_reached(order, market.price):
+            if order.symbol != symbol or not order.is_open:
+                continue
+            if not order.is_working and _trigger_reached(order, market.price):
+                # Triggered: a market order now, or a limit order that may take at once.
+                order.triggered = True
+                order.update_time = _now_ms()
+                if order.works_as_market or _limit_reached(order, market.price):
+                    self._fill(order, market.price, maker=False)
+                await self._push(order)
+            elif order.is_working and _limit_reached(order, market.price):
                 self._fill(order, order.price, maker=True)
                 await self._push(order)
+
+    def set_position(self, symbol: str, amount: str) -> None:
+        """The account's signed position in a perpetual (short < 0), as the venue holds it."""
+        self.positions[self.perpetuals[symbol].symbol] = Decimal(amount)
+
+    async def drop_subscribers(self) -> None:
+        """Close every user data stream connection, as a venue's maintenance does."""
+        for socket in list(self._sockets):
+            await socket.close()
+        self._sockets.clear()
 
     @property
     def subscribers(self) -> int:
@@ -284,8 +343,12 @@ class BinanceTestVenue:
         order = self._new_order(market, client_order_id, params)
         self._check_filters(market, order)
         self._check_balance(market, order)
+        if order.is_conditional and _trigger_reached(order, market.price):
+            raise BinanceError(400, -2010, "Stop price would trigger immediately.")
         self.orders[order.order_id] = order
-        if order.type == "MARKET" or _limit_reached(order, market.price):
+        if order.is_conditional:
+            self._lock(market, order)  # waits for its trigger
+        elif order.type == "MARKET" or _limit_reached(order, market.price):
             self._fill(order, market.price, maker=False)
         elif order.time_in_force in {"IOC", "FOK"}:
             order.status = "EXPIRED"
@@ -301,7 +364,8 @@ class BinanceTestVenue:
             raise BinanceError(400, -2011, "Unknown order sent.")
         order.status = "CANCELED"
         order.update_time = _now_ms()
-        self._unlock(self.markets[order.symbol], order)
+        if order.locked:
+            self._unlock(self.markets[order.symbol], order)
         await self._push(order)
         return web.json_response(self._order_json(order))
 
@@ -359,6 +423,38 @@ class BinanceTestVenue:
             }
         )
 
+    # -- USDⓈ-M futures: positions -------------------------------------------------------------
+
+    async def _futures_exchange_info(self, request: web.Request) -> web.Response:
+        symbols = [_perpetual_info(market) for market in self.perpetuals.values()]
+        return web.json_response(
+            {"timezone": "UTC", "serverTime": _now_ms(), "rateLimits": [], "symbols": symbols}
+        )
+
+    async def _leverage_brackets(self, request: web.Request) -> web.Response:
+        await self._signed(request)
+        bracket = {
+            "bracket": 1,
+            "initialLeverage": 20,
+            "notionalCap": 1_000_000,
+            "notionalFloor": 0,
+            "maintMarginRatio": 0.005,
+            "cum": 0.0,
+        }
+        return web.json_response(
+            [{"symbol": symbol, "brackets": [bracket]} for symbol in self.perpetuals]
+        )
+
+    async def _position_risk(self, request: web.Request) -> web.Response:
+        await self._signed(request)
+        return web.json_response(
+            [
+                _position_json(self.perpetuals[symbol], amount)
+                for symbol, amount in sorted(self.positions.items())
+                if amount
+            ]
+        )
+
     # -- the WebSocket API: the user data stream ------------------------------------------------
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
@@ -408,7 +504,7 @@ class BinanceTestVenue:
             "f": order.time_in_force,
             "q": str(order.quantity),
             "p": str(order.price),
-            "P": "0",
+            "P": str(order.stop_price),
             "F": "0",
             "g": -1,
             "C": "",
@@ -424,7 +520,7 @@ class BinanceTestVenue:
             "T": order.update_time,
             "t": last.trade_id if last else -1,
             "I": 0,
-            "w": order.is_open,
+            "w": order.is_open and order.is_working,
             "m": bool(last and last.is_maker),
             "M": False,
             "O": order.time,
@@ -468,17 +564,19 @@ class BinanceTestVenue:
     ) -> SpotOrder:
         now = _now_ms()
         order_type = params.get("type", "")
-        if order_type not in {"MARKET", "LIMIT"}:
+        if order_type not in ORDER_TYPES or order_type == "LIMIT_MAKER":
             raise BinanceError(400, -1116, "Invalid orderType.")
+        _check_parameters(order_type, params)
         return SpotOrder(
             order_id=next(self._ids),
             client_order_id=client_order_id,
             symbol=market.symbol,
             side=params.get("side", ""),
             type=order_type,
-            time_in_force=params.get("timeInForce", "GTC" if order_type == "LIMIT" else ""),
+            time_in_force=params.get("timeInForce", ""),
             quantity=Decimal(params.get("quantity", "0")),
             price=Decimal(params.get("price", "0")),
+            stop_price=Decimal(params.get("stopPrice", "0")),
             time=now,
             update_time=now,
         )
@@ -486,13 +584,13 @@ class BinanceTestVenue:
     def _check_filters(self, market: SpotMarket, order: SpotOrder) -> None:
         if order.quantity < market.min_quantity or order.quantity % market.step_size:
             raise BinanceError(400, -1013, "Filter failure: LOT_SIZE")
-        if order.type == "LIMIT" and order.price % market.tick_size:
+        if order.price % market.tick_size or order.stop_price % market.tick_size:
             raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
-        if order.quantity * (order.price or market.price) < market.min_notional:
+        if order.quantity * (order.price or order.stop_price or market.price) < market.min_notional:
             raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
 
     def _check_balance(self, market: SpotMarket, order: SpotOrder) -> None:
-        price = market.price if order.type == "MARKET" else order.price
+        price = order.price or order.stop_price or market.price
         if order.side == "BUY":
             needed, asset = order.quantity * price * (1 + self.fee_rate), market.quote
         else:
@@ -504,21 +602,23 @@ class BinanceTestVenue:
         asset, amount = self._held(market, order)
         self.free[asset] = self.free.get(asset, Decimal(0)) - amount
         self.locked[asset] = self.locked.get(asset, Decimal(0)) + amount
+        order.locked = True
 
     def _unlock(self, market: SpotMarket, order: SpotOrder) -> None:
         asset, amount = self._held(market, order)
         self.free[asset] = self.free.get(asset, Decimal(0)) + amount
         self.locked[asset] = self.locked.get(asset, Decimal(0)) - amount
+        order.locked = False
 
     def _held(self, market: SpotMarket, order: SpotOrder) -> tuple[str, Decimal]:
         left = order.quantity - order.executed
         if order.side == "BUY":
-            return market.quote, left * order.price * (1 + self.fee_rate)
+            return market.quote, left * (order.price or order.stop_price) * (1 + self.fee_rate)
         return market.base, left
 
     def _fill(self, order: SpotOrder, price: Decimal, *, maker: bool) -> None:
         market = self.markets[order.symbol]
-        if maker:
+        if order.locked:
             self._unlock(market, order)
         quantity = order.quantity - order.executed
         notional = quantity * price
@@ -571,11 +671,11 @@ class BinanceTestVenue:
             "timeInForce": order.time_in_force,
             "type": order.type,
             "side": order.side,
-            "stopPrice": "0",
+            "stopPrice": str(order.stop_price),
             "time": order.time,
             "updateTime": order.update_time,
-            "workingTime": order.time,
-            "isWorking": order.is_open,
+            "workingTime": order.time if order.is_working else -1,
+            "isWorking": order.is_working,
             "origQuoteOrderQty": "0",
             "selfTradePreventionMode": "NONE",
         }
@@ -604,7 +704,7 @@ def _symbol_info(market: SpotMarket) -> dict[str, Any]:
         "quoteAsset": market.quote,
         "quotePrecision": 8,
         "quoteAssetPrecision": 8,
-        "orderTypes": ["LIMIT", "MARKET"],
+        "orderTypes": list(ORDER_TYPES),
         "icebergAllowed": False,
         "ocoAllowed": False,
         "isSpotTradingAllowed": True,
@@ -633,6 +733,58 @@ def _symbol_info(market: SpotMarket) -> dict[str, Any]:
                 "avgPriceMins": 5,
             },
         ],
+    }
+
+
+def _perpetual_info(market: SpotMarket) -> dict[str, Any]:
+    spot = _symbol_info(market)
+    return {
+        "symbol": market.symbol,
+        "pair": market.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": 4_133_404_800_000,
+        "onboardDate": 1_569_398_400_000,
+        "status": "TRADING",
+        "baseAsset": market.base,
+        "quoteAsset": market.quote,
+        "marginAsset": market.quote,
+        "pricePrecision": 2,
+        "quantityPrecision": 3,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "filters": spot["filters"],
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TRAILING_STOP_MARKET"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+    }
+
+
+def _position_json(market: SpotMarket, amount: Decimal) -> dict[str, Any]:
+    notional = amount * market.price
+    return {
+        "symbol": market.symbol,
+        "positionSide": "BOTH",
+        "positionAmt": str(amount),
+        "entryPrice": str(market.price),
+        "breakEvenPrice": str(market.price),
+        "markPrice": str(market.price),
+        "unRealizedProfit": "0",
+        "liquidationPrice": "0",
+        "isolatedMargin": "0",
+        "notional": str(notional),
+        "marginAsset": market.quote,
+        "isolatedWallet": "0",
+        "initialMargin": str(abs(notional) / 20),
+        "maintMargin": str(abs(notional) / 200),
+        "positionInitialMargin": str(abs(notional) / 20),
+        "openOrderInitialMargin": "0",
+        "adl": 0,
+        "bidNotional": "0",
+        "askNotional": "0",
+        "updateTime": _now_ms(),
     }
 
 
@@ -670,9 +822,41 @@ def _localized(
 
 
 def _limit_reached(order: SpotOrder, price: Decimal) -> bool:
-    if order.type != "LIMIT":
+    if order.works_as_market or not order.is_working:
         return False
     return price <= order.price if order.side == "BUY" else price >= order.price
+
+
+def _trigger_reached(order: SpotOrder, price: Decimal) -> bool:
+    """A stop loss triggers against the order (a buy on a rise), a take profit in its favour."""
+    rising = order.type.startswith("STOP_LOSS") == (order.side == "BUY")
+    return price >= order.stop_price if rising else price <= order.stop_price
+
+
+# The parameters each order type requires, and those it refuses, as Binance spot checks them.
+_REQUIRED = {
+    "MARKET": (),
+    "LIMIT": ("price", "timeInForce"),
+    "STOP_LOSS": ("stopPrice",),
+    "TAKE_PROFIT": ("stopPrice",),
+    "STOP_LOSS_LIMIT": ("price", "stopPrice", "timeInForce"),
+    "TAKE_PROFIT_LIMIT": ("price", "stopPrice", "timeInForce"),
+}
+_OPTIONAL = {"price", "stopPrice", "timeInForce"}
+
+
+def _check_parameters(order_type: str, params: dict[str, str]) -> None:
+    required = _REQUIRED[order_type]
+    for name in required:
+        if not params.get(name):
+            raise BinanceError(
+                400,
+                -1102,
+                f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
+            )
+    for name in _OPTIONAL - set(required):
+        if name in params:
+            raise BinanceError(400, -1106, f"Parameter '{name}' sent when not required.")
 
 
 def _error(status: int, code: int, message: str) -> web.Response:

@@ -6,7 +6,8 @@ from sqlalchemy import select
 from ordo.contracts.enums import ExecutionStatus
 from ordo.contracts.envelope import Message
 from ordo.contracts.execution import ExecutionReport, VenueStatusChanged
-from ordo.contracts.subjects import STREAM_OF_SUBJECT, Subject, subject_of
+from ordo.contracts.risk import OrderApproved
+from ordo.contracts.subjects import STREAM_OF_SUBJECT, Service, Subject, durable_name, subject_of
 from ordo.execution import store
 from ordo.execution.app import ExecutionApp
 
@@ -17,6 +18,19 @@ async def deliver(app: ExecutionApp, *messages: Message) -> None:
         for message in messages:
             subject = subject_of(message)
             await broker.publish(message.to_json(), str(subject), stream=STREAM_OF_SUBJECT[subject])
+
+
+async def deliver_last_attempt(app: ExecutionApp, approved: OrderApproved) -> None:
+    """The approval's last delivery attempt, as the kit runs it: if it fails, it is dead-lettered.
+
+    (FastStream's in-memory broker has no delivery count: every ``deliver`` is a first attempt.)
+    """
+    durable = durable_name(Service.EXECUTION, Subject.RISK_APPROVED)
+    async with (
+        TestNatsBroker(app.kit.broker),  # what the unit of work publishes goes nowhere
+        app.kit.outbox.consuming(durable, approved.message_id, last_attempt=True) as tx,
+    ):
+        await app.execution.on_approved(approved, tx)
 
 
 async def published(app: ExecutionApp, subject: Subject) -> list[bytes]:

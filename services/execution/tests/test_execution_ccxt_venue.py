@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,27 @@ from binance_test_venue import BinanceTestVenue, Fault, SpotMarket
 from execution_support import deliver, reports, statuses, submission, venue_changes
 
 from ordo.contracts.enums import BreakerState, ExecutionStatus, OrderType, Side
-from ordo.contracts.execution import RequestVenueSnapshot, VenuePosition, VenueSnapshot
+from ordo.contracts.execution import (
+    ExecutionReport,
+    RequestVenueSnapshot,
+    VenuePosition,
+    VenueSnapshot,
+)
+from ordo.contracts.market import MarketQuote
 from ordo.contracts.orders import OrderSpec
 from ordo.contracts.risk import OrderApproved
 from ordo.contracts.subjects import STREAM_OF_SUBJECT, Subject
 from ordo.execution import store
 from ordo.execution.app import ExecutionApp, assemble
 from ordo.execution.config import CcxtAccount, ExecutionSettings, VenueMode
+from ordo.execution.errors import TransientVenueError
+from ordo.execution.quotes import QuotePublisher, quote_message_id
 from ordo.execution.store import SubmissionStatus
+from ordo.execution.venues.ccxt_venue import CcxtVenue
+from ordo.execution.venues.paper import PaperPrices, PaperVenueConfig
 from ordo.kit.breaker import CircuitOpenError
 from ordo.kit.embedded import NatsCredentials, NatsServer, RedisServer
+from ordo.kit.outbox import OutgoingMessage
 from ordo.kit.settings import BreakerSettings, NatsSettings, OutboxSettings
 from ordo.kit.testing import eventually
 
@@ -47,6 +59,16 @@ async def binance() -> AsyncIterator[BinanceTestVenue]:
         secret=SECRET,
         markets=[SpotMarket("BTCUSDT", "BTC", "USDT", Decimal(60_000))],
         balances={"USDT": "10000"},
+        perpetuals=[
+            SpotMarket(
+                "BTCUSDT",
+                "BTC",
+                "USDT",
+                Decimal(60_000),
+                step_size=Decimal("0.001"),
+                min_quantity=Decimal("0.001"),
+            )
+        ],
     )
     await venue.start()
     yield venue
@@ -71,14 +93,16 @@ async def make_service(
         timeout_seconds: float = 2.0,
         nats_settings: NatsSettings | None = None,
         start: bool = False,
+        options: dict[str, Any] = OPTIONS,
+        symbols: tuple[str, ...] = (BTC,),
     ) -> ExecutionApp:
         entry = CcxtAccount(
             account=account,
             venue=VENUE,
             mode=VenueMode.LIVE,
-            options=OPTIONS,
+            options=options,
             urls=binance.ccxt_urls(),
-            symbols=(BTC,),
+            symbols=symbols,
             timeout_seconds=timeout_seconds,
             rate_limit=False,  # the local venue has no limit to respect
             poll_interval_seconds=0.05,
@@ -474,3 +498,291 @@ async def test_the_test_venue_answers_ccxts_public_calls(binance: BinanceTestVen
         assert (ticker["symbol"], ticker["last"]) == (BTC, 61_000.5)
     finally:
         await exchange.close()
+
+
+async def test_the_accounts_symbols_are_quoted_on_nats_from_the_venues_ticker(
+    own_nats: NatsServer, make_service: MakeService, binance: BinanceTestVenue
+) -> None:
+    admin = own_nats.credentials.admin
+    nats_settings = NatsSettings(url=own_nats.url, user=admin.name, password=admin.password)
+    await binance.set_price("BTCUSDT", "61000.5")
+    await make_service(nats_settings=nats_settings, start=True)
+
+    client = await nats.connect(own_nats.url, user=admin.name, password=admin.password)
+    try:
+        js = client.jetstream()
+        stream = STREAM_OF_SUBJECT[Subject.MARKET_QUOTE]
+
+        async def venue_quote() -> MarketQuote | None:
+            for sequence in range(1, (await js.stream_info(stream)).state.last_seq + 1):
+                quote = MarketQuote.from_json((await js.get_msg(stream, sequence)).data or b"")
+                if quote.venue == VENUE:
+                    return quote
+            return None
+
+        quote = await eventually(venue_quote, timeout=20, what="a quote of the ccxt account")
+    finally:
+        await client.drain()
+
+    assert quote.symbol == BTC
+    assert (quote.last, quote.bid, quote.ask) == (Decimal("61000.5"),) * 3
+    assert quote.quoted_at.tzinfo is UTC
+    assert abs(quote.quoted_at - datetime.now(UTC)) < timedelta(minutes=1)  # the venue's time
+    assert quote.message_id == quote_message_id(VENUE, BTC, quote.quoted_at)
+
+
+async def test_quote_reads_fail_through_the_accounts_breaker_and_the_others_go_out(
+    make_service: MakeService, binance: BinanceTestVenue, account: str
+) -> None:
+    app = await make_service()
+    sent: list[OutgoingMessage] = []
+
+    async def publish(message: OutgoingMessage) -> None:
+        sent.append(message)
+
+    quotes = QuotePublisher(
+        app.gateway,
+        PaperPrices(PaperVenueConfig(), 7, lambda: datetime.now(UTC)),
+        lambda: [(VENUE, account, (BTC,))],
+        publish,
+        lambda: datetime.now(UTC),
+    )
+    binance.inject(Fault("GET", "/api/v3/ticker/24hr", status=503, times=3))
+
+    await quotes.publish_quotes()  # read three times (the read retries), then given up
+
+    assert binance.requests[("GET", "/api/v3/ticker/24hr")] == 3
+    assert await app.gateway.breaker_state(VENUE, account) is BreakerState.OPEN
+    published = {MarketQuote.from_json(message.payload).venue for message in sent}
+    assert published == {"paper"}  # this round has no quote of the venue, and nothing failed
+
+
+async def test_a_push_that_comes_while_the_last_is_being_handled_is_not_left_waiting(
+    make_service: MakeService, binance: BinanceTestVenue, account: str
+) -> None:
+    app = await make_service(watch_orders=True)
+    await deliver(
+        app,
+        approval(
+            order_spec(account, "first", limit="59000"),
+            order_spec(account, "second", limit="58000"),
+        ),
+    )
+    adapter = app.gateway.adapter(VENUE, account)
+    assert isinstance(adapter, CcxtVenue)
+    updates = adapter.order_updates()
+    following = asyncio.ensure_future(anext(updates))
+    await eventually(
+        _async(lambda: binance.subscribers), timeout=10, what="a user data stream subscriber"
+    )
+
+    await binance.set_price("BTCUSDT", "58900")
+    assert await asyncio.wait_for(following, timeout=10) == "first"
+    # While "first" is being handled, no watch waits: "second" fills, and its push arrives.
+    await binance.set_price("BTCUSDT", "57900")
+
+    def cached_status(client_order_id: str) -> Any:
+        cached = adapter._exchange.orders or []
+        return next((o["status"] for o in cached if o["clientOrderId"] == client_order_id), None)
+
+    await eventually(
+        _async(lambda: cached_status("second") == "closed"), timeout=10, what="the push received"
+    )
+    # No other push comes: the next update is the one that came in between, not a wait for ever.
+    assert await asyncio.wait_for(anext(updates), timeout=10) == "second"
+    await updates.aclose()
+
+
+async def test_orders_that_changed_while_the_websocket_was_down_are_caught_up_on_resubscribing(
+    make_service: MakeService, binance: BinanceTestVenue, account: str
+) -> None:
+    app = await make_service(watch_orders=True)
+    await deliver(app, approval(order_spec(account, limit="59000")))
+    first_run = asyncio.create_task(app.execution.follow_pushes(VENUE, account))
+    await eventually(
+        _async(lambda: binance.subscribers), timeout=10, what="a user data stream subscriber"
+    )
+
+    await binance.drop_subscribers()
+    await binance.set_price("BTCUSDT", "58900")  # filled while nobody listens: pushed nowhere
+    with pytest.raises(TransientVenueError):  # the subscription ends; the supervisor starts another
+        await asyncio.wait_for(first_run, timeout=10)
+    assert await statuses(app) == [ExecutionStatus.ACCEPTED]
+
+    second_run = asyncio.create_task(app.execution.follow_pushes(VENUE, account))
+    try:
+
+        async def filled() -> list[ExecutionStatus] | None:
+            found = await statuses(app)
+            return found if ExecutionStatus.FILLED in found else None
+
+        # No polling here: the new subscription looked the followed order up.
+        assert await eventually(filled, timeout=10, what="the fill, caught up") == [
+            ExecutionStatus.ACCEPTED,
+            ExecutionStatus.FILLED,
+        ]
+    finally:
+        second_run.cancel()
+        await asyncio.gather(second_run, return_exceptions=True)
+
+
+async def polled_until_filled(app: ExecutionApp) -> list[ExecutionReport]:
+    """The reports once polling (each round due after the account's poll interval) found a fill."""
+
+    async def filled() -> list[ExecutionReport] | None:
+        await app.execution.follow_orders()
+        found = await reports(app)
+        return found if found[-1].status is ExecutionStatus.FILLED else None
+
+    return await eventually(filled, timeout=10, what="the fill, polled")
+
+
+def stop_spec(
+    account: str,
+    order_type: OrderType,
+    *,
+    order_id: str = "ord-1",
+    stop: str | None = None,
+    limit: str | None = None,
+    trailing_percent: str | None = None,
+) -> OrderSpec:
+    return OrderSpec(
+        order_id=order_id,
+        account=account,
+        strategy="trend",
+        venue=VENUE,
+        symbol=BTC,
+        side=Side.BUY,
+        order_type=order_type,
+        quantity=Decimal("0.01"),
+        stop_price=Decimal(stop) if stop else None,
+        limit_price=Decimal(limit) if limit else None,
+        trailing_percent=Decimal(trailing_percent) if trailing_percent else None,
+        reference_price=Decimal(60_000),
+    )
+
+
+async def test_a_stop_order_rests_at_binance_as_a_stop_loss_and_fills_once_triggered(
+    make_service: MakeService, binance: BinanceTestVenue, account: str
+) -> None:
+    app = await make_service()
+
+    await deliver(app, approval(stop_spec(account, OrderType.STOP_MARKET, stop="61000")))
+
+    (placed,) = binance.orders_with_client_id("ord-1")
+    assert (placed.type, placed.stop_price, placed.time_in_force) == (
+        "STOP_LOSS",
+        Decimal(61_000),
+        "",  # a market order once triggered: sent no time in force
+    )
+    assert await statuses(app) == [ExecutionStatus.ACCEPTED]
+    await binance.set_price("BTCUSDT", "60900")  # not yet
+    assert not placed.triggered
+
+    await binance.set_price("BTCUSDT", "61500")  # a buy stop triggers at or above its stop
+
+    _, filled = await polled_until_filled(app)
+    assert filled.status is ExecutionStatus.FILLED
+    assert filled.fill is not None
+    assert (filled.fill.price, filled.fill.liquidity) == (Decimal(61_500), "taker")
+
+
+async def test_a_stop_limit_order_becomes_its_limit_order_once_triggered(
+    make_service: MakeService, binance: BinanceTestVenue, account: str
+) -> None:
+    app = await make_service()
+
+    await deliver(
+        app, approval(stop_spec(account, OrderType.STOP_LIMIT, stop="61000", limit="61200"))
+    )
+
+    (placed,) = binance.orders_with_client_id("ord-1")
+    assert (placed.type, placed.stop_price, placed.price, placed.time_in_force) == (
+        "STOP_LOSS_LIMIT",
+        Decimal(61_000),
+        Decimal(61_200),
+        "GTC",
+    )
+    await binance.set_price("BTCUSDT", "61300")  # triggered, above its limit: it rests
+    assert placed.triggered and placed.is_open
+
+    await binance.set_price("BTCUSDT", "61150")
+
+    _, filled = await polled_until_filled(app)
+    assert filled.fill is not None
+    assert (filled.status, filled.fill.price, filled.fill.liquidity) == (
+        ExecutionStatus.FILLED,
+        Decimal(61_200),
+        "maker",
+    )
+
+
+async def test_a_stop_that_would_trigger_at_once_is_rejected_and_leaves_the_breaker_closed(
+    make_service: MakeService, binance: BinanceTestVenue, account: str
+) -> None:
+    app = await make_service()
+
+    await deliver(app, approval(stop_spec(account, OrderType.STOP_MARKET, stop="59000")))
+
+    (rejected,) = await reports(app)
+    assert rejected.status is ExecutionStatus.REJECTED
+    assert "Stop price would trigger immediately" in (rejected.reason or "")
+    assert binance.orders_with_client_id("ord-1") == []
+    assert await app.gateway.breaker_state(VENUE, account) is BreakerState.CLOSED
+
+
+async def test_a_trailing_stop_binance_spot_cannot_take_is_rejected_before_it_is_sent(
+    make_service: MakeService, binance: BinanceTestVenue, account: str
+) -> None:
+    app = await make_service()
+
+    await deliver(
+        app, approval(stop_spec(account, OrderType.TRAILING_STOP, trailing_percent="1.5"))
+    )
+
+    (rejected,) = await reports(app)
+    assert rejected.status is ExecutionStatus.REJECTED
+    assert rejected.reason == (
+        f"{VENUE}: order ord-1: the venue takes no trailing_stop orders on spot markets such as "
+        f"{BTC}; the OMS emulates them"
+    )
+    assert binance.requests[("POST", "/api/v3/order")] == 0
+    assert await app.gateway.breaker_state(VENUE, account) is BreakerState.CLOSED
+    assert await breaker_changes(app) == []
+
+
+async def test_the_test_venue_triggers_a_take_profit_limit_in_the_orders_favour(
+    binance: BinanceTestVenue,
+) -> None:
+    exchange = ccxt_async.binance({"apiKey": KEY, "secret": SECRET, "options": OPTIONS})
+    exchange.urls["api"] = binance.ccxt_urls()
+    try:
+        # A buy take profit triggers when the price falls to its stop, then rests at its limit.
+        created = await exchange.create_order(
+            BTC, "limit", "buy", 0.01, 59_000, {"takeProfitPrice": 59_500, "timeInForce": "GTC"}
+        )
+        (placed,) = binance.orders.values()
+        assert (placed.type, placed.stop_price) == ("TAKE_PROFIT_LIMIT", Decimal(59_500))
+        await binance.set_price("BTCUSDT", "60500")  # the wrong way: nothing
+        await binance.set_price("BTCUSDT", "59400")  # triggered; above its limit, it rests
+        assert placed.triggered and placed.status == "NEW"
+        await binance.set_price("BTCUSDT", "58900")
+
+        order = await exchange.fetch_order(created["id"], BTC)
+        assert (order["status"], order["filled"], order["triggerPrice"]) == ("closed", 0.01, 59500)
+    finally:
+        await exchange.close()
+
+
+async def test_a_futures_accounts_positions_are_read_signed_through_ccxt(
+    make_service: MakeService, binance: BinanceTestVenue, account: str
+) -> None:
+    perpetual = "BTC/USDT:USDT"
+    futures = {**OPTIONS, "defaultType": "swap", "fetchMarkets": {"types": ["linear"]}}
+    app = await make_service(options=futures, symbols=(perpetual,))
+    binance.set_position("BTCUSDT", "-0.25")
+
+    positions = await app.gateway.adapter(VENUE, account).positions()
+
+    assert positions == [VenuePosition(symbol=perpetual, quantity=Decimal("-0.25"))]
+    assert binance.requests[("GET", "/fapi/v3/positionRisk")] == 1

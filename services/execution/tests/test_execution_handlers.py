@@ -4,6 +4,7 @@ The clock stands still unless a test moves it, so the paper venue's prices are k
 start every market stands at its start price (BTC/USDT 60000, SOL/USDT 150).
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,7 +12,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from execution_support import deliver, done, reports, statuses, submission, venue_changes
+from execution_support import (
+    deliver,
+    deliver_last_attempt,
+    done,
+    reports,
+    statuses,
+    submission,
+    venue_changes,
+)
 from faststream.nats import TestNatsBroker
 from sqlalchemy import select
 
@@ -39,6 +48,9 @@ from ordo.execution.errors import (
 )
 from ordo.execution.store import SubmissionStatus
 from ordo.execution.venues import PaperVenue, PaperVenueConfig, Venue, VenueOrder
+from ordo.kit.breaker import CircuitOpenError
+from ordo.kit.settings import BreakerSettings
+from ordo.kit.testing import eventually
 
 START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 BTC, SOL = "BTC/USDT", "SOL/USDT"
@@ -65,9 +77,13 @@ async def make_service(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Make
     """Builds execution services on one database (a second one is the first, restarted)."""
     built: list[ExecutionApp] = []
 
-    async def make(**paper: Any) -> ExecutionApp:
+    async def make(
+        *, create_lease_seconds: float = 20.0, breaker: BreakerSettings | None = None, **paper: Any
+    ) -> ExecutionApp:
         settings = ExecutionSettings(
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'execution.db'}",
+            create_lease_seconds=create_lease_seconds,
+            breaker=breaker or BreakerSettings(),
             paper=PaperSettings(
                 seed=7,
                 starting_balance=Decimal(100_000),
@@ -145,6 +161,10 @@ class ScriptedVenue:
         self.cancel_error: VenueError | None = None
         self.refuses_creates: VenueError | None = None  # before acting on them
         self.create_answer: VenueError | None = None  # after placing the order
+        self.lookup_failures = 0  # the next lookups fail (the venue is unavailable)
+        self.lookups = 0
+        self.lookup_gate: asyncio.Event | None = None  # lookups wait for it, once set
+        self.waiting = 0  # lookups waiting at the gate
 
     async def create_order(self, spec: OrderSpec) -> VenueOrder:
         self.creates += 1
@@ -158,6 +178,13 @@ class ScriptedVenue:
         return order
 
     async def fetch_order(self, order_id: str, symbol: str) -> VenueOrder:
+        self.lookups += 1
+        if self.lookup_gate is not None:
+            self.waiting += 1
+            await self.lookup_gate.wait()
+        if self.lookup_failures:
+            self.lookup_failures -= 1
+            raise VenueUnavailable("lookups are down", venue="scripted")
         if order_id in self.not_shown:
             raise OrderNotFound(f"no order {order_id!r}", venue="scripted")
         return await self._paper.fetch_order(order_id, symbol)
@@ -476,3 +503,176 @@ def first_price_below(venue: PaperVenue, symbol: str, price: Decimal) -> tuple[d
         if (current := venue.price(symbol, at)) < price:
             return at, current
     raise AssertionError(f"{symbol} never went below {price} within an hour")
+
+
+# -- the approval's last delivery attempt: the order is settled, never left to a dead letter ------
+
+
+async def test_an_order_the_venue_turns_away_on_every_attempt_is_rejected_at_the_last(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    venue.refuses_creates = VenueUnavailable("down for maintenance", venue="scripted")
+    approved = approval(order_spec(venue="scripted"))
+    await deliver(execution, approved)  # retried later
+    assert await reports(execution) == []
+
+    await deliver_last_attempt(execution, approved)
+
+    (rejected,) = await reports(execution)
+    assert (rejected.order_id, rejected.status) == ("ord-1", ExecutionStatus.REJECTED)
+    assert rejected.reason == (
+        "never placed: the venue does not hold the order after 2 attempt(s) to place it "
+        "(scripted: down for maintenance)"
+    )
+    assert (rejected.correlation_id, rejected.causation_id) == ("sig-1", approved.message_id)
+    assert approved.message_id in await done(execution)  # settled, not dead-lettered
+    # Never created afterwards: neither a late redelivery nor the follow-up touches it again.
+    venue.refuses_creates = None
+    await deliver(execution, approved.model_copy(update={"message_id": new_message_id()}))
+    clock.now = utc_now() + timedelta(minutes=10)
+    await execution.execution.follow_orders()
+    assert venue.creates == 2
+    assert len(await reports(execution)) == 1
+
+
+async def test_an_order_the_venue_holds_is_reported_as_the_venue_says_at_the_last_attempt(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    venue.create_times_out = True
+    venue.not_shown.add("ord-1")  # taken, but not shown while the earlier attempts look
+    approved = approval(order_spec(venue="scripted"))
+    await deliver(execution, approved)
+    await deliver(execution, approved)
+    assert await reports(execution) == []
+
+    venue.not_shown.clear()
+    await deliver_last_attempt(execution, approved)
+
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
+    assert venue.creates == 1
+    assert len(await venue.open_orders()) == 0 and len(venue._paper.snapshot().orders) == 1
+
+
+async def test_an_unknown_outcome_the_venue_does_not_hold_is_rejected_at_the_last_attempt(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    # The create timed out before the venue took it: whether it did is unknown to us.
+    venue.refuses_creates = VenueTimeout("no answer in time", venue="scripted")
+    approved = approval(order_spec(venue="scripted"))
+    await deliver(execution, approved)
+    recorded = await submission(execution)
+    assert recorded is not None and recorded.status is SubmissionStatus.UNKNOWN
+
+    await deliver_last_attempt(execution, approved)
+
+    (rejected,) = await reports(execution)
+    assert rejected.status is ExecutionStatus.REJECTED
+    assert rejected.reason is not None
+    assert rejected.reason.startswith("never placed: the venue does not hold the order")
+    assert venue.creates == 1  # looked up, never created a second time
+    assert approved.message_id in await done(execution)
+
+
+async def test_the_last_attempt_waits_out_an_open_breaker_to_look_the_order_up(
+    make_service: MakeService, clock: ManualClock
+) -> None:
+    execution = await make_service(
+        create_lease_seconds=10, breaker=BreakerSettings(failure_threshold=3, recovery_seconds=0.2)
+    )
+    venue = scripted_venue(execution, clock)
+    venue.refuses_creates = VenueUnavailable("down for maintenance", venue="scripted")
+    approved = approval(order_spec(venue="scripted"))
+    await deliver(execution, approved)
+    # The last create fails too, then the lookups: enough failures to open the breaker.
+    venue.lookup_failures = 3
+
+    await deliver_last_attempt(execution, approved)
+
+    (rejected,) = await reports(execution)
+    assert rejected.status is ExecutionStatus.REJECTED
+    assert venue.lookups > 3  # tried again once the breaker let a call through
+    await execution.execution.drain()
+    assert BreakerState.OPEN in [change.breaker for change in await venue_changes(execution)]
+
+
+async def test_an_order_that_cannot_be_looked_up_at_the_last_attempt_is_never_rejected(
+    make_service: MakeService, clock: ManualClock
+) -> None:
+    execution = await make_service(create_lease_seconds=0.5)
+    venue = scripted_venue(execution, clock)
+    venue.refuses_creates = VenueUnavailable("down for maintenance", venue="scripted")
+    approved = approval(order_spec(venue="scripted"))
+    await deliver(execution, approved)
+    venue.lookup_failures = 1_000  # the venue may hold it: no one can tell
+
+    # To the dead letter; the follow-up gives it up once the venue says it does not hold it.
+    with pytest.raises((VenueUnavailable, CircuitOpenError)):
+        await deliver_last_attempt(execution, approved)
+
+    assert await reports(execution) == []
+    recorded = await submission(execution)
+    assert recorded is not None
+    assert (recorded.status, recorded.claimed_until) == (SubmissionStatus.PENDING, None)
+
+
+# -- the follow-up job and the approval acting on one order at once -------------------------------
+
+
+async def both_at_the_venue_at_once(execution: ExecutionApp, venue: ScriptedVenue) -> None:
+    """The approval's redelivery and a follow-up round, each looking the order up when the other
+    does, then going on together: each decides on what it read before the other wrote."""
+    venue.lookup_gate = asyncio.Event()
+    racing = asyncio.gather(
+        deliver(execution, approval(order_spec(venue="scripted"))),
+        execution.execution.follow_orders(),
+    )
+
+    async def both_waiting() -> bool:
+        return venue.waiting >= 2
+
+    await eventually(both_waiting, timeout=10, what="both looking the order up")
+    venue.lookup_gate.set()
+    await racing
+    venue.lookup_gate = None
+
+
+async def test_the_follow_up_and_an_approval_looking_at_one_order_report_it_once(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    venue.create_times_out = True
+    venue.not_shown.add("ord-1")
+    await deliver(execution, approval(order_spec(venue="scripted")))  # outcome unknown
+    venue.not_shown.clear()
+
+    await both_at_the_venue_at_once(execution, venue)
+    await execution.execution.follow_orders()  # and once more, after the race
+
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
+    assert venue.creates == 1
+    recorded = await submission(execution)
+    assert recorded is not None and recorded.status is SubmissionStatus.SUBMITTED
+
+
+async def test_the_follow_up_never_gives_up_an_order_an_approval_is_creating(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    venue.refuses_creates = VenueUnavailable("down for maintenance", venue="scripted")
+    await deliver(execution, approval(order_spec(venue="scripted")))  # never placed, so far
+    venue.refuses_creates = None
+    clock.now = utc_now() + timedelta(minutes=10)  # long enough for the follow-up to give up
+
+    await both_at_the_venue_at_once(execution, venue)
+    await execution.execution.follow_orders()
+
+    # One of them won: the order was given up and never created, or created and never given up.
+    placed = [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
+    outcome = await statuses(execution)
+    assert outcome in ([ExecutionStatus.REJECTED], placed)
+    orders = len(venue._paper.snapshot().orders)
+    assert orders == (1 if outcome == placed else 0)
+    assert venue.creates == 1 + orders  # the first attempt was turned away

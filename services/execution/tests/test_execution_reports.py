@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -86,6 +87,31 @@ def test_a_rejected_order_is_not_first_reported_accepted() -> None:
         ReportDraft(S.REJECTED, Decimal(0))
     ]
     assert rejection("too small") == ReportDraft(S.REJECTED, Decimal(0), reason="too small")
+
+
+@pytest.mark.parametrize(
+    ("said", "stale"),
+    [
+        (S.FILLED, S.PARTIALLY_FILLED),
+        (S.CANCELED, S.TRIGGERED),
+        (S.PARTIALLY_FILLED, S.TRIGGERED),
+        (S.EXPIRED, S.CANCELED),
+    ],
+)
+def test_a_stale_read_of_the_venue_never_takes_a_reported_status_back(
+    said: ExecutionStatus, stale: ExecutionStatus
+) -> None:
+    # Read before a newer look that was reported already (the follow-up job and the approval,
+    # say, or a venue's lagging replica): nothing in it is news.
+    order = venue_order(stale, "2", (fill("f-1", "1", "100"),))
+
+    assert reports_due(order, last_status=said, reported_fill_ids={"f-1"}) == []
+
+
+def test_an_order_triggered_after_its_acceptance_is_reported_triggered() -> None:
+    drafts = reports_due(venue_order(S.TRIGGERED), last_status=S.ACCEPTED, reported_fill_ids=())
+
+    assert [d.status for d in drafts] == [S.TRIGGERED]
 
 
 @dataclass(frozen=True)

@@ -214,11 +214,11 @@ def abandoned_orders(evidence: Evidence) -> set[str]:
     """The orders whose approval execution dead-lettered because its delivery attempts ran out
     on venue failures, breaker refusals or crashes.
 
-    Execution raises a venue failure (or an open breaker) to the kit's bounded redelivery and has
-    no other way out: once the attempts are spent, the approval is dead-lettered and the order
-    stays SUBMITTED at the OMS. A defect of the execution service; the run names the orders it
-    struck so that a person (and the short run in the test suite) can tell it from anything
-    else."""
+    On the approval's last attempt execution settles each order itself (it looks it up, and
+    reports what the venue holds or rejects what it does not); only an order it could not even
+    look up is dead-lettered, and stays SUBMITTED at the OMS until execution's give-up
+    (``give_up_pending_seconds``), which may come after the run. The run names such orders so that
+    a person can tell their violations from anything else."""
     return {
         order_id
         for letter in evidence.dead_letters

@@ -37,7 +37,7 @@ class ChaosReport:
     seconds: dict[str, float]
     var_dir: str
     # Orders whose approval execution dead-lettered after transient venue failures (see
-    # invariants.abandoned_orders): the known defect the violations may come from.
+    # invariants.abandoned_orders): left to its give-up, which may come after the run ends.
     abandoned_orders: list[str] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=_machine)
 
@@ -96,9 +96,9 @@ class ChaosReport:
         console.print(verdict)
         if self.abandoned_orders:
             console.print(
-                f"[yellow]execution gave up placing {len(self.abandoned_orders)} approved "
-                "order(s) after transient venue failures and dead-lettered their approval; "
-                "they stay SUBMITTED at the OMS[/]"
+                f"[yellow]execution could not settle {len(self.abandoned_orders)} approved "
+                "order(s) (not even a lookup on the approval's last attempt) and dead-lettered "
+                "their approval; they stay SUBMITTED at the OMS until execution gives them up[/]"
             )
 
     def _figures(self) -> Table:

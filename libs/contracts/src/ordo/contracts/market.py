@@ -27,5 +27,5 @@ class MarketQuote(Message):
     @model_validator(mode="after")
     def _bid_below_ask(self) -> "MarketQuote":
         if self.bid is not None and self.ask is not None and self.bid > self.ask:
-            raise ValueError(f"a crossed quote (bid {self.bid} above ask {self.ask}) is not a quote")
+            raise ValueError(f"a crossed quote (bid {self.bid} above ask {self.ask}) is refused")
         return self

@@ -261,7 +261,15 @@ class Messaging:
                 subject=str(subject),
             ):
                 key = serialize_by(message) if serialize_by else None
-                await _run_unit_of_work(message, durable, handler, outbox, self._locks, key)
+                await _run_unit_of_work(
+                    message,
+                    durable,
+                    handler,
+                    outbox,
+                    self._locks,
+                    key,
+                    last_attempt=attempt >= self.settings.max_deliver,
+                )
         except asyncio.CancelledError:
             await msg.nack(delay=1.0)  # shutting down mid-message: let another replica have it
             raise
@@ -420,6 +428,8 @@ async def _run_unit_of_work(
     outbox: Outbox,
     locks: KeyedLocks | None = None,
     key: Hashable | None = None,
+    *,
+    last_attempt: bool = False,
 ) -> None:
     """The handler in one unit of work; a lost optimistic-concurrency race runs it again.
 
@@ -430,7 +440,9 @@ async def _run_unit_of_work(
     for conflict in range(1, CONFLICT_RETRIES + 1):
         try:
             serial = locks.hold(key) if locks is not None and key is not None else None
-            async with outbox.consuming(durable, message.message_id, serial=serial) as tx:
+            async with outbox.consuming(
+                durable, message.message_id, serial=serial, last_attempt=last_attempt
+            ) as tx:
                 if tx.duplicate:
                     log.info("duplicate delivery acknowledged", message_id=message.message_id)
                 else:

@@ -54,6 +54,8 @@ class Transaction:
     session: AsyncSession
     caused_by: str | None = None
     duplicate: bool = False
+    # The consumed message's last delivery: if the handler fails now, it is dead-lettered.
+    last_attempt: bool = False
     _pending: list[Message] = field(default_factory=list)
     _written: list[OutgoingMessage] = field(default_factory=list)
 
@@ -105,15 +107,19 @@ class Outbox:
         message_id: str,
         *,
         serial: AbstractAsyncContextManager[None] | None = None,
+        last_attempt: bool = False,
     ) -> AsyncIterator[Transaction]:
         """The unit of work of a consumed message; ``tx.duplicate`` says it was done before.
+
+        ``last_attempt`` (``tx.last_attempt``) tells the handler that a failure now dead-letters
+        the message: a handler with a way to settle things itself takes it now.
 
         ``serial`` (a held lock) spans the transaction, up to its commit, but not the publish
         after it: the next handler of the same key may start while this one's messages go out.
         """
         inbox_key = f"{consumer}:{message_id}"
         async with serial or nullcontext(), self._db.session() as session:
-            tx = Transaction(session, caused_by=inbox_key)
+            tx = Transaction(session, caused_by=inbox_key, last_attempt=last_attempt)
             if await self._seen(session, consumer, message_id):
                 tx.duplicate = True
                 await session.rollback()

@@ -16,10 +16,12 @@ from ordo.execution.config import ExecutionSettings
 from ordo.execution.gateway import VenueGateway
 from ordo.execution.handlers import Clock, Execution
 from ordo.execution.health import VenueHealth
+from ordo.execution.quotes import QuotePublisher
 from ordo.execution.venues import VenueRegistry, paper_venue_factory
 from ordo.execution.venues.base import FollowedVenue
 from ordo.execution.venues.credentials import read_credentials
 from ordo.execution.venues.paper import VENUE_NAME as PAPER_VENUE
+from ordo.execution.venues.paper import PaperPrices
 from ordo.kit.service import ServiceKit
 
 # Another replica's halt (or resume) reaches this one within this time.
@@ -37,6 +39,7 @@ class ExecutionApp:
     gateway: VenueGateway
     health: VenueHealth
     execution: Execution
+    quotes: QuotePublisher
 
 
 def build(settings: ExecutionSettings | None = None, *, telemetry: bool = True) -> ServiceKit:
@@ -54,11 +57,13 @@ def assemble(
     settings = settings or ExecutionSettings()
     kit = ServiceKit(settings, metadata=store.metadata, tables=store.messaging, telemetry=telemetry)
     books = PaperBooks(kit.db)
+    paper_config = settings.paper.venue_config()
+    paper_prices = PaperPrices(paper_config, settings.paper.seed, clock, books.saved_origins)
     venues = VenueRegistry()
     venues.register(
         PAPER_VENUE,
         paper_venue_factory(
-            settings.paper.venue_config(), clock, settings.paper.seed, books.saved_state
+            paper_config, clock, settings.paper.seed, books.saved_state, prices=paper_prices
         ),
     )
     _register_ccxt_venues(venues, settings, environ)
@@ -81,10 +86,19 @@ def assemble(
         give_up_pending=timedelta(seconds=settings.give_up_pending_seconds),
     )
 
+    quotes = QuotePublisher(
+        gateway,
+        paper_prices,
+        lambda: [(entry.venue, entry.account, entry.symbols) for entry in settings.venue_accounts],
+        kit.messaging.publish,
+        clock,
+    )
+
     kit.consume(Subject.RISK_APPROVED, OrderApproved, execution.on_approved)
     kit.consume(Subject.ORDER_CANCEL, CancelOrder, execution.on_cancel)
     kit.reply(Subject.EXEC_SNAPSHOT, RequestVenueSnapshot, execution.snapshot)
     kit.every("follow-orders", settings.match_interval_seconds, execution.follow_orders)
+    kit.every("market-quotes", settings.quote_interval_seconds, quotes.publish_quotes)
     kit.every("venue-halts", HALTS_REFRESH_SECONDS, health.refresh)
     kit.every("halt-probe", settings.halt_probe_seconds, health.probe_halted)
     kit.breakers.on_change(health.on_breaker_change)
@@ -108,7 +122,14 @@ def assemble(
     async def venue_statuses() -> list[dict[str, Any]]:
         return [status.as_json() for status in await health.statuses()]
 
-    return ExecutionApp(kit=kit, venues=venues, gateway=gateway, health=health, execution=execution)
+    return ExecutionApp(
+        kit=kit,
+        venues=venues,
+        gateway=gateway,
+        health=health,
+        execution=execution,
+        quotes=quotes,
+    )
 
 
 def _register_ccxt_venues(

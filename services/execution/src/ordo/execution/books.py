@@ -5,6 +5,8 @@ store never holds a report whose order the restored venue does not know (nor the
 order the venue holds but no report mentions stays recorded as pending, and is looked up).
 """
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordo.execution import store
@@ -24,6 +26,10 @@ class PaperBooks:
         async with self._db.session() as session:
             self._saved = await store.load_paper_books(session)
         return sorted(self._saved)
+
+    def saved_origins(self) -> list[datetime]:
+        """When the saved accounts' prices start (see ``PaperPrices``)."""
+        return [state.feed_origin for state in self._saved.values()]
 
     def saved_state(self, account: str) -> PaperVenueState | None:
         """What the registry's paper factory restores an account's venue from."""

@@ -119,6 +119,12 @@ class ExecutionSettings(ServiceSettings):
         "same approval meanwhile waits for it. The create call is cut off before the lease "
         "ends (at three quarters of it); best kept under the NATS ack wait",
     )
+    quote_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a quote of each traded market is published (market.quote.v1): "
+        "the paper venue's markets, and each ccxt account's symbols (read from its ticker)",
+    )
     give_up_pending_seconds: float = Field(
         default=300.0,
         gt=0,

@@ -20,13 +20,20 @@ from opentelemetry.trace import Span
 from ordo.contracts.enums import BreakerState
 from ordo.contracts.execution import VenueBalance, VenuePosition
 from ordo.contracts.orders import OrderSpec
-from ordo.execution.errors import BusinessVenueError, TransientVenueError, VenueTimeout
+from ordo.execution.errors import (
+    BusinessVenueError,
+    TransientVenueError,
+    UnknownVenue,
+    VenueTimeout,
+)
 from ordo.execution.venues.base import (
     ClosableVenue,
     FollowedVenue,
+    QuotedVenue,
     Venue,
     VenueFill,
     VenueOrder,
+    VenueQuote,
 )
 from ordo.execution.venues.registry import VenueRegistry
 from ordo.kit.breaker import Breakers
@@ -144,6 +151,14 @@ class VenueGateway:
                     venue, account, lambda: adapter.recent_fills(fills_since)
                 ),
             )
+
+    async def quote(self, venue: str, account: str, symbol: str) -> VenueQuote:
+        """A market's quote, read through the account's breaker like any other read."""
+        with _span("quote", venue, account):
+            adapter = self.adapter(venue, account)
+            if not isinstance(adapter, QuotedVenue):
+                raise UnknownVenue(f"venue {venue!r} does not read quotes", venue=venue)
+            return await self._read(venue, account, lambda: adapter.quote(symbol))
 
     async def probe(self, venue: str, account: str) -> None:
         """One authenticated read (the balances), once: do the credentials work?"""

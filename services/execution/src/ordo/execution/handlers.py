@@ -12,6 +12,13 @@ yet.
 
 A create the breaker refuses is rejected at once (it was not sent): a market order is not held
 back to go out late. Refused credentials halt new orders to the venue account (see ``health``).
+
+An approval is never left to the dead-letter stream while its order could be settled: on its last
+delivery attempt (``tx.last_attempt``) a failure to place the order, or to resolve an unknown
+outcome, ends in a lookup (tried until the lease's time is up): the venue holds the order, and
+what it says is reported; it does not, and the order is rejected. Only an order that cannot even
+be looked up is left to the dead letter, and to the follow-up job, which gives it up once the
+venue says it does not hold it.
 """
 
 import asyncio
@@ -59,6 +66,8 @@ log = get_logger(__name__)
 
 Clock = Callable[[], datetime]
 _CLAIM_POLL_SECONDS = 0.1
+# How often the last attempt tries again a lookup the venue or the open breaker turned away.
+_LOOKUP_RETRY_SECONDS = 0.5
 
 
 class OutcomeUnknown(Exception):
@@ -96,11 +105,20 @@ class Execution:
     # -- risk.approved.v1 ----------------------------------------------------------------------
 
     async def on_approved(self, approved: OrderApproved, tx: Transaction) -> None:
+        # On the approval's last attempt, lookups the venue turns away are tried again until the
+        # attempt's lease would end: the whole attempt stays under the NATS ack wait.
+        patience = (
+            asyncio.get_running_loop().time() + self._lease.total_seconds()
+            if tx.last_attempt
+            else None
+        )
         for spec in approved.orders:
             with bound_contextvars(order_id=spec.order_id, account=spec.account, venue=spec.venue):
-                await self._place(approved, spec, tx)
+                await self._place(approved, spec, tx, patience)
 
-    async def _place(self, approved: OrderApproved, spec: OrderSpec, tx: Transaction) -> None:
+    async def _place(
+        self, approved: OrderApproved, spec: OrderSpec, tx: Transaction, patience: float | None
+    ) -> None:
         submission = await store.get_submission(tx.session, spec.order_id)
         if submission is None:
             submission = await store.insert_submission(
@@ -121,10 +139,13 @@ class Execution:
             await self._wait_for_claim(submission)
         else:
             # An earlier attempt may have created the order before it crashed or timed out.
-            order = await self._look_up(submission)
+            order = await self._look_up(submission, patience)
             if order is not None:
                 await self._report(tx, submission, order, cause=approved)
                 await self._save_books(tx, submission)
+                return
+            if submission.status is SubmissionStatus.UNKNOWN and patience is not None:
+                await self._reject(approved, submission, _not_held(submission), tx)
                 return
             if submission.status is SubmissionStatus.UNKNOWN:
                 # The venue took a create that timed out, or not: "not found" right after it may
@@ -152,7 +173,7 @@ class Execution:
             log.warning("the venue is halted for the account; the order is rejected", halt=halt)
             await self._reject(approved, submission, f"not sent: venue halted ({halt})", tx)
             return
-        await self._create(approved, spec, submission, tx)
+        await self._create(approved, spec, submission, tx, patience)
         await self._save_books(tx, submission)
 
     def _lease_end(self) -> datetime:
@@ -172,7 +193,12 @@ class Execution:
         raise ConcurrentUpdate(f"order {submission.order_id} was being created by another attempt")
 
     async def _create(
-        self, approved: OrderApproved, spec: OrderSpec, submission: Submission, tx: Transaction
+        self,
+        approved: OrderApproved,
+        spec: OrderSpec,
+        submission: Submission,
+        tx: Transaction,
+        patience: float | None,
     ) -> None:
         try:
             order = await self._gateway.create_order(spec)
@@ -181,7 +207,7 @@ class Execution:
             await self._health.halt(spec.venue, spec.account, exc)
             await self._reject(approved, submission, str(exc), tx)
         except DuplicateOrder as exc:
-            await self._resolve_unknown(approved, submission, exc, tx)
+            await self._resolve_unknown(approved, submission, exc, tx, patience)
         except BusinessVenueError as exc:
             log.info("the venue rejected the order", reason=str(exc))
             await self._reject(approved, submission, str(exc), tx)
@@ -191,16 +217,18 @@ class Execution:
             log.warning("the venue's breaker is open; the order is rejected", error=str(exc))
             await self._reject(approved, submission, f"not sent: {exc}", tx)
         except UnknownOutcome as exc:
-            await self._resolve_unknown(approved, submission, exc, tx)
+            await self._resolve_unknown(approved, submission, exc, tx, patience)
         except TransientVenueError as exc:
             # The venue turned the request away before acting on it (rate limit, clock): free
             # the order for the retry of the message, which looks it up before creating it.
             log.warning("the venue could not take the order; retrying later", error=str(exc))
-            await store.update_submission(
+            submission = await store.update_submission(
                 tx.session, submission, last_error=str(exc), claimed_until=None
             )
             await self._outbox.checkpoint(tx)
-            raise
+            if patience is None:
+                raise
+            await self._settle(approved, submission, exc, tx, patience)
         else:
             await self._report(tx, submission, order, cause=approved)
 
@@ -210,6 +238,7 @@ class Execution:
         submission: Submission,
         exc: UnknownOutcome | DuplicateOrder,
         tx: Transaction,
+        patience: float | None,
     ) -> None:
         """The venue may hold the order: look it up, never create it again."""
         log.warning("order creation may have placed the order; looking it up", error=str(exc))
@@ -221,7 +250,10 @@ class Execution:
             claimed_until=None,
         )
         await self._outbox.checkpoint(tx)
-        order = await self._look_up(submission)
+        order = await self._look_up(submission, patience)
+        if order is None and patience is not None:
+            await self._reject(approved, submission, _not_held(submission), tx)
+            return
         if order is None:
             raise OutcomeUnknown(
                 f"creating order {submission.order_id} may have placed it and the venue does "
@@ -229,14 +261,47 @@ class Execution:
             )
         await self._report(tx, submission, order, cause=approved)
 
-    async def _look_up(self, submission: Submission) -> VenueOrder | None:
-        """The order as the venue holds it, or None if the venue never received it."""
+    async def _settle(
+        self,
+        approved: OrderApproved,
+        submission: Submission,
+        failure: TransientVenueError,
+        tx: Transaction,
+        patience: float,
+    ) -> None:
+        """The approval's last attempt failed to place the order: settle it rather than leave it
+        to a dead letter (and the OMS waiting). The venue holds it: report what the venue says;
+        it provably does not: reject it. If it cannot even be looked up, ``failure`` goes to the
+        dead letter and the follow-up job gives the order up later (``_never_placed``)."""
+        log.warning("the approval's last attempt failed; settling the order", error=str(failure))
         try:
-            return await self._gateway.fetch_order(
-                submission.venue, submission.account, submission.order_id, submission.symbol
-            )
-        except OrderNotFound:
-            return None
+            order = await self._look_up(submission, patience)
+        except (TransientVenueError, CircuitOpenError) as exc:
+            log.error("the order could not be looked up; left to the follow-up", error=str(exc))
+            raise failure from exc
+        if order is None:
+            await self._reject(approved, submission, _not_held(submission), tx)
+        else:
+            await self._report(tx, submission, order, cause=approved)
+
+    async def _look_up(self, submission: Submission, patience: float | None) -> VenueOrder | None:
+        """The order as the venue holds it, or None if the venue never received it.
+
+        ``patience`` (the approval's last attempt): until then (event loop time), a lookup the
+        venue or its breaker turns away is tried again; then its error is raised.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return await self._gateway.fetch_order(
+                    submission.venue, submission.account, submission.order_id, submission.symbol
+                )
+            except OrderNotFound:
+                return None
+            except (TransientVenueError, CircuitOpenError):
+                if patience is None or loop.time() >= patience:
+                    raise
+            await asyncio.sleep(_LOOKUP_RETRY_SECONDS)
 
     async def _reject(
         self, approved: OrderApproved, submission: Submission, reason: str, tx: Transaction
@@ -370,6 +435,13 @@ class Execution:
             with bound_contextvars(venue=venue, account=account):
                 try:
                     await self._follow_account(venue, account, adapter, now)
+                except ConcurrentUpdate as exc:
+                    # An approval, a cancel or a push changed an order while this round looked
+                    # at it: theirs stands (nothing of this round was published), and the next
+                    # round looks again, from what they recorded.
+                    log.info(
+                        "an order changed meanwhile; following again next round", error=str(exc)
+                    )
                 except Exception:
                     # One account's trouble (a concurrent write, a store hiccup) must not
                     # starve the others; the next round tries again.
@@ -400,14 +472,36 @@ class Execution:
                 await self._books.save(tx.session, account, adapter)
 
     async def follow_pushes(self, venue: str, account: str) -> None:
-        """Report each order the venue's websocket says changed, as it says so (supervised)."""
+        """Report each order the venue's websocket says changed, as it says so (supervised).
+
+        Each run is a new subscription (the supervisor starts another when one fails). What
+        changed while there was none is looked up as it starts, and once more with the first
+        push, by when the subscription is surely live: only a change during the subscription's
+        handshake on an account that then stays quiet is left to the poll.
+        """
+        await self._catch_up(venue, account)
         updates: AsyncIterator[str] = self._gateway.order_updates(venue, account)
+        caught_up = False
         async for order_id in updates:
+            if not caught_up:
+                await self._catch_up(venue, account)
+                caught_up = True
             with bound_contextvars(venue=venue, account=account, order_id=order_id):
                 try:
                     await self.refresh_order(order_id)
+                except ConcurrentUpdate:
+                    log.info("the pushed order changed meanwhile; polling reports what is left")
                 except Exception:
                     log.exception("reporting a pushed order change failed; polling catches up")
+
+    async def _catch_up(self, venue: str, account: str) -> None:
+        """Look every followed order of the account up once, and report what is new."""
+        with bound_contextvars(venue=venue, account=account):
+            try:
+                adapter = self._gateway.adapter(venue, account)
+                await self._follow_account(venue, account, adapter, self._clock())
+            except Exception:
+                log.exception("catching up on the account's orders failed; polling catches up")
 
     async def refresh_order(self, order_id: str) -> None:
         """Look one order up and report what is new about it."""
@@ -540,6 +634,18 @@ class Execution:
         except UnknownVenue:
             return
         await self._books.save(tx.session, submission.account, adapter)
+
+
+def _not_held(submission: Submission) -> str:
+    """Why an order is rejected on its approval's last attempt, when the venue does not hold it.
+
+    By then the kit's back-off has spaced the attempts by seconds: a venue that took a create
+    shows the order by its client order id long before, so "not found" means it never took it.
+    """
+    return (
+        f"never placed: the venue does not hold the order after {submission.attempts} "
+        f"attempt(s) to place it ({submission.last_error or 'no answer'})"
+    )
 
 
 def _fill_record(venue_fill: VenueFill, ours: dict[str, str]) -> VenueFillRecord:

@@ -53,7 +53,11 @@ def reports_due(
         drafts.append(ReportDraft(ExecutionStatus.ACCEPTED, ZERO))
     drafts.extend(_new_fills(order, reported_fill_ids))
     said = drafts[-1].status if drafts else last_status
-    if order.status is not said and order.status is not ExecutionStatus.ACCEPTED:
+    if (
+        order.status is not said
+        and order.status is not ExecutionStatus.ACCEPTED
+        and not _behind(order.status, said)
+    ):
         # Canceled, expired, rejected, triggered: or a fill status the venue gave without the
         # fills that explain it (some venues report a filled order before its trades).
         drafts.append(
@@ -65,6 +69,25 @@ def reports_due(
             )
         )
     return drafts
+
+
+# How far along its life a status puts an order; the last four end it.
+_PROGRESS = {
+    ExecutionStatus.ACCEPTED: 0,
+    ExecutionStatus.TRIGGERED: 1,
+    ExecutionStatus.PARTIALLY_FILLED: 2,
+    ExecutionStatus.FILLED: 3,
+    ExecutionStatus.CANCELED: 3,
+    ExecutionStatus.EXPIRED: 3,
+    ExecutionStatus.REJECTED: 3,
+}
+
+
+def _behind(status: ExecutionStatus, said: ExecutionStatus | None) -> bool:
+    """Whether ``status`` is older news than what was said: a stale read of the venue (one that
+    started before a newer one that was reported), or a venue's lagging replica. Never reported:
+    an order does not go back from filled to partially filled, nor out of an end."""
+    return said is not None and _PROGRESS[status] <= _PROGRESS[said]
 
 
 def rejection(reason: str) -> ReportDraft:

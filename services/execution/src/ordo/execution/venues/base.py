@@ -148,6 +148,24 @@ class Venue(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class VenueQuote:
+    """A market's top of book and last trade price, as the venue stated them at ``quoted_at``."""
+
+    symbol: str
+    last: Decimal
+    bid: Decimal | None
+    ask: Decimal | None
+    quoted_at: datetime
+
+
+@runtime_checkable
+class QuotedVenue(Protocol):
+    """A venue account that reads its markets' quotes (see :mod:`ordo.execution.quotes`)."""
+
+    async def quote(self, symbol: str) -> VenueQuote: ...
+
+
 @runtime_checkable
 class FollowedVenue(Protocol):
     """A venue that pushes the changes of the account's orders (a websocket), and is polled."""

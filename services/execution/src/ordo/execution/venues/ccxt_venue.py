@@ -27,8 +27,8 @@ from ordo.contracts.enums import ExecutionStatus, OrderType, Side, TimeInForce
 from ordo.contracts.execution import Fill, VenueBalance, VenuePosition
 from ordo.contracts.orders import OrderSpec
 from ordo.execution.config import CcxtAccount, VenueMode
-from ordo.execution.errors import InvalidOrder, OrderNotFound, UnknownVenue
-from ordo.execution.venues.base import MarketRules, VenueFill, VenueOrder
+from ordo.execution.errors import BadVenueResponse, InvalidOrder, OrderNotFound, UnknownVenue
+from ordo.execution.venues.base import MarketRules, VenueFill, VenueOrder, VenueQuote
 from ordo.execution.venues.ccxt_errors import TRANSLATED_ERRORS, translate
 from ordo.execution.venues.credentials import VenueCredentials
 
@@ -103,6 +103,8 @@ class CcxtVenue:
         # Symbols this adapter placed orders in: their fills are read with the configured ones.
         # Bounded by the markets the account trades.
         self._traded: set[str] = set()
+        # What each pushed order (by venue order id) looked like when it was last announced.
+        self._announced: dict[str, tuple[Any, ...]] = {}
 
     @property
     def follows_orders(self) -> bool:
@@ -200,16 +202,55 @@ class CcxtVenue:
         await self._call(self._exchange.load_markets)
         return sorted(self._exchange.symbols or [])
 
+    # -- quotes (QuotedVenue) ------------------------------------------------------------------
+
+    async def quote(self, symbol: str) -> VenueQuote:
+        """The market's ticker: its last trade price, best bid and ask, and the venue's time."""
+        await self._market(symbol)
+        ticker = await self._call(lambda: self._exchange.fetch_ticker(symbol))
+        last = ticker.get("last") or ticker.get("close")
+        if not last:
+            raise BadVenueResponse(f"the ticker of {symbol} holds no last price", venue=self._venue)
+        return VenueQuote(
+            symbol=symbol,
+            last=_decimal(last),
+            # An empty side of the book comes as 0 or nothing: no bid (ask) is not a price of 0.
+            bid=_decimal(ticker["bid"]) if ticker.get("bid") else None,
+            ask=_decimal(ticker["ask"]) if ticker.get("ask") else None,
+            # The venue's own time makes the quote's id: two replicas reading one ticker agree.
+            quoted_at=_time(ticker.get("timestamp")) or datetime.now(UTC),
+        )
+
     # -- the websocket -------------------------------------------------------------------------
 
     async def order_updates(self) -> AsyncIterator[str]:
-        """The client order ids of the account's orders as the exchange pushes their changes."""
+        """The client order ids of the account's orders as the exchange pushes their changes.
+
+        ccxt.pro keeps every order pushed to it in its cache (``exchange.orders``), but a watch
+        call only wakes for a push that comes while it waits: one that comes while the caller is
+        busy with the last would wait for the next push (or the poll). So the changes are taken
+        from the cache, until it holds nothing new, and only then is the next push waited for:
+        nothing suspends between that last look and the watch taking its place.
+        """
         await self._call(self._exchange.load_markets)
         while True:
-            orders = await self._call(self._exchange.watch_orders)
-            for order in orders:
-                if client_order_id := order.get("clientOrderId"):
+            while changed := self._unannounced():
+                for client_order_id in changed:
                     yield client_order_id
+            await self._call(self._exchange.watch_orders)
+
+    def _unannounced(self) -> list[str]:
+        """The client order ids of cached orders that changed since the last look."""
+        cached = {str(order["id"]): order for order in self._exchange.orders or ()}
+        looks = {order_id: _look(order) for order_id, order in cached.items()}
+        changed = [
+            order.get("clientOrderId")
+            for order_id, order in cached.items()
+            if self._announced.get(order_id) != looks[order_id]
+        ]
+        # Only what the cache still holds (bounded by ccxt's own limit on it).
+        self._announced = looks
+        return [client_order_id for client_order_id in changed if client_order_id]
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -275,45 +316,71 @@ class CcxtVenue:
     def _order_request(
         self, spec: OrderSpec, market: Mapping[str, Any]
     ) -> tuple[str, str | None, dict[str, Any]]:
-        """ccxt's (type, price, params) for the spec, in the exchange's own parameters."""
-        has = self._exchange.has
-        params: dict[str, Any] = {
-            self._dialect.create: spec.order_id,
-            "timeInForce": _TIME_IN_FORCE[spec.time_in_force],
-        }
+        """ccxt's (type, price, params) for the spec, in the exchange's own parameters.
+
+        A stop is ccxt's trigger order (``triggerPrice``): a market order once triggered, or the
+        stop-limit's limit order; on Binance spot, STOP_LOSS and STOP_LOSS_LIMIT, which trigger
+        as our stops do (a buy at or above its stop, a sell at or below). An order type the
+        market cannot take is refused here, as an invalid order: the OMS may emulate it.
+        """
+        params: dict[str, Any] = {self._dialect.create: spec.order_id}
         if spec.post_only:
             params["postOnly"] = True
         if spec.reduce_only and market.get("contract"):
             params["reduceOnly"] = True  # spot has no such flag: selling what is held reduces
         price = self._price(spec.symbol, spec.limit_price)
+        if spec.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            # Only a limit order rests: a market order takes no time in force (Binance refuses
+            # one it is sent).
+            params["timeInForce"] = _TIME_IN_FORCE[spec.time_in_force]
         if spec.order_type in (OrderType.MARKET, OrderType.LIMIT):
-            if spec.order_type is OrderType.MARKET:
-                params.pop("timeInForce")
             return spec.order_type.value, price, params
         if spec.order_type is OrderType.TRAILING_STOP:
-            wanted = (
-                "createTrailingPercentOrder"
-                if spec.trailing_percent
-                else ("createTrailingAmountOrder")
-            )
-            self._require(has, wanted, spec)
+            self._require_support(market, spec)
             if spec.trailing_percent is not None:
                 params["trailingPercent"] = str(spec.trailing_percent)
             else:
                 params["trailingAmount"] = self._price(spec.symbol, spec.trailing_amount)
             return "market", None, params
-        self._require(has, "createTriggerOrder", spec)
+        self._require_support(market, spec)
         params["triggerPrice"] = self._price(spec.symbol, spec.stop_price)
         order_type = "limit" if spec.order_type is OrderType.STOP_LIMIT else "market"
         return order_type, price, params
 
-    def _require(self, has: Mapping[str, Any], feature: str, spec: OrderSpec) -> None:
-        if not has.get(feature):
+    def _require_support(self, market: Mapping[str, Any], spec: OrderSpec) -> None:
+        if not self._supports(market, spec):
+            kind = market.get("type") or "its"
             raise InvalidOrder(
-                f"order {spec.order_id}: the venue does not take {spec.order_type} orders "
-                f"({feature}); the OMS emulates them",
+                f"order {spec.order_id}: the venue takes no {spec.order_type} orders on "
+                f"{kind} markets such as {spec.symbol}; the OMS emulates them",
                 venue=self._venue,
             )
+
+    def _supports(self, market: Mapping[str, Any], spec: OrderSpec) -> bool:
+        """Whether the market takes the spec's conditional order: by ccxt's ``features`` of its
+        market type, and the exchange's ``has`` flags where ccxt states no features."""
+        has, features = self._exchange.has, self._create_features(market)
+        if spec.order_type is OrderType.TRAILING_STOP:
+            flag = (
+                "createTrailingPercentOrder"
+                if spec.trailing_percent is not None
+                else "createTrailingAmountOrder"
+            )
+            return bool(has.get(flag)) and (features is None or bool(features.get("trailing")))
+        if features is not None:
+            return bool(features.get("triggerPrice"))
+        return bool(has.get("createTriggerOrder"))
+
+    def _create_features(self, market: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """ccxt's ``features[<market type>][<linear|inverse>].createOrder`` of the market."""
+        features = getattr(self._exchange, "features", None) or {}
+        section = features.get(market.get("type") or "spot")
+        if isinstance(section, Mapping) and market.get("contract"):
+            section = section.get("linear" if market.get("linear") else "inverse")
+        if not isinstance(section, Mapping):
+            return None
+        create = section.get("createOrder")
+        return create if isinstance(create, Mapping) else None
 
     def _price(self, symbol: str, price: Decimal | None) -> str | None:
         return None if price is None else self._exchange.price_to_precision(symbol, str(price))
@@ -409,6 +476,16 @@ class CcxtVenue:
             side=Side(trade["side"]),
             fill=_fill(trade, quote, None),
         )
+
+
+def _look(order: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What tells one pushed state of an order from the next."""
+    return (
+        order.get("status"),
+        order.get("filled"),
+        order.get("lastUpdateTimestamp"),
+        order.get("lastTradeTimestamp"),
+    )
 
 
 def _fill(trade: Mapping[str, Any], quote: str, fallback_time: int | None) -> Fill:

@@ -28,7 +28,7 @@ there is no check-then-act race on the books.
 
 import hashlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
@@ -67,6 +67,7 @@ from ordo.execution.venues.price_feed import (
 __all__ = [
     "PaperMarket",
     "PaperOrder",
+    "PaperPrices",
     "PaperVenue",
     "PaperVenueConfig",
     "PaperVenueState",
@@ -652,16 +653,66 @@ class PaperVenue:
         return Decimal(int.from_bytes(digest, "big")) / _TWO_TO_64
 
 
+class PaperPrices:
+    """The paper venue's prices, one walk (or replay) for every account and for its quotes.
+
+    Its origin is the configured ``feed_origin``; else the oldest origin of the saved books (the
+    prices accounts already trade at); else the first time it is asked for. It is decided on first
+    use, which comes after the saved books are loaded. Market impact is an account's own (its
+    trades move its prices): a quote is the feed's price, without any account's impact.
+    """
+
+    def __init__(
+        self,
+        config: PaperVenueConfig,
+        rng_seed: int,
+        clock: Clock,
+        saved_origins: Callable[[], Iterable[datetime]] = tuple,
+    ) -> None:
+        self._config = config
+        self._seed = rng_seed
+        self._clock = clock
+        self._saved_origins = saved_origins
+        self._feed: PriceFeed | None = None
+        self._origin: datetime | None = None
+
+    @property
+    def origin(self) -> datetime:
+        if self._origin is None:
+            self._origin = self._config.feed_origin or min(
+                self._saved_origins(), default=_whole_second(self._clock())
+            )
+        return self._origin
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self._config.markets)
+
+    def price(self, symbol: str, at: datetime) -> Decimal:
+        if self._feed is None:
+            self._feed = _price_feed(self._config, self._seed, self.origin)
+        return self._feed.price(symbol, at)
+
+
 def paper_venue_factory(
     config: PaperVenueConfig,
     clock: Clock,
     rng_seed: int,
     saved_state: Callable[[str], PaperVenueState | None] = lambda account: None,
+    *,
+    prices: PaperPrices | None = None,
 ) -> Callable[[str], PaperVenue]:
-    """A registry factory: one paper venue per account, restored from its saved books if any."""
+    """A registry factory: one paper venue per account, restored from its saved books if any.
+
+    A new account trades at ``prices`` (their origin) when given: the prices the quotes show.
+    """
 
     def create(account: str) -> PaperVenue:
-        return PaperVenue(config, clock, rng_seed, state=saved_state(account))
+        state = saved_state(account)
+        if state is None and prices is not None:
+            shared = config.model_copy(update={"feed_origin": prices.origin})
+            return PaperVenue(shared, clock, rng_seed)
+        return PaperVenue(config, clock, rng_seed, state=state)
 
     return create
 

@@ -164,8 +164,9 @@ class PaperVenueConfig(BaseModel):
     feed_origin: AwareDatetime | None = Field(
         default=None,
         description="When every market stands at its start price (or the replay of recorded "
-        "prices starts). Set it to give every account the same prices; left empty, each "
-        "account's prices start when its venue is created.",
+        "prices starts). Left empty, the service's accounts and quotes share the origin of the "
+        "oldest saved books, else of the first price asked for. Set it to give every replica "
+        "the same prices from the start.",
     )
     rejection_probability: Probability = Decimal(0)
     failure_probability: Probability = Field(
