@@ -1,15 +1,18 @@
 """Whatever the proposals and however their orders fill, approved exposure stays within limits."""
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from risk_accounts import account_context, quote
 from risk_factories import context, order, position, proposal
 
 from ordo.contracts.enums import Side
 from ordo.contracts.orders import OrderSpec
-from ordo.risk.domain.checks import evaluate
+from ordo.risk.domain.checks import DailyActivity, OrderCounts, RiskContext, evaluate
+from ordo.risk.domain.exposure import Instrument
 from ordo.risk.domain.pricing import notional
 
 PRICE = Decimal("250.5")
@@ -121,3 +124,90 @@ def test_evaluating_never_changes_what_the_account_holds(scenario: Scenario) -> 
         == sum(scenario.start, Decimal(0))
         for side in Side
     )
+
+
+# -- the account-wide limits: whatever is proposed, the approvals stay within them ---------------
+
+SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+account_orders = st.builds(
+    lambda side, quantity, symbol, strategy: order(
+        side, quantity, price=str(PRICE), symbol=symbol, strategy=strategy
+    ),
+    side=st.sampled_from(["buy", "sell"]),
+    quantity=amounts,
+    symbol=st.sampled_from(SYMBOLS),
+    strategy=st.sampled_from(["s0", "s1"]),
+)
+account_proposals = st.lists(
+    st.lists(account_orders, min_size=1, max_size=3).map(tuple), min_size=1, max_size=8
+)
+
+
+def approve_in_turn(
+    proposals: list[tuple[OrderSpec, ...]], **limits: object
+) -> tuple[list[OrderSpec], RiskContext]:
+    """Decide each proposal on what the ones approved before it left: reserved, counted."""
+    ctx = account_context(quotes=tuple(quote(str(PRICE), symbol=s) for s in SYMBOLS), **limits)
+    approved: list[OrderSpec] = []
+    for orders in proposals:
+        if not evaluate(proposal(*orders), ctx).approved:
+            continue
+        for spec in orders:
+            ctx.exposure.reserve(spec)
+        approved.extend(orders)
+        by_strategy = Counter(spec.strategy for spec in approved)
+        ctx = replace(
+            ctx,
+            today=DailyActivity(traded_notional=sum_notional(approved)),
+            recent_orders=OrderCounts(account=len(approved), by_strategy=dict(by_strategy)),
+        )
+    return approved, ctx
+
+
+def sum_notional(orders: list[OrderSpec]) -> Decimal:
+    return sum((notional(spec.quantity, PRICE) for spec in orders), Decimal(0))
+
+
+@given(proposals=account_proposals, whole=st.integers(min_value=1, max_value=40))
+def test_approvals_never_trade_more_than_the_daily_notional(
+    proposals: list[tuple[OrderSpec, ...]], whole: int
+) -> None:
+    limit = PRICE * whole
+    # Sells from flat open shorts: nothing here reduces exposure, so everything counts.
+    approved, _ = approve_in_turn(proposals, max_daily_traded_notional=str(limit))
+
+    assert sum_notional(approved) <= limit
+
+
+@given(proposals=account_proposals, whole=st.integers(min_value=1, max_value=40))
+def test_approvals_never_take_gross_exposure_past_its_limit(
+    proposals: list[tuple[OrderSpec, ...]], whole: int
+) -> None:
+    limit = PRICE * whole
+    _, ctx = approve_in_turn(proposals, max_gross_exposure=str(limit))
+
+    # Whatever fills, each symbol's position lies between its two worst cases.
+    gross = sum(
+        (ctx.exposure.largest_position(Instrument("paper", s)) * PRICE for s in SYMBOLS),
+        Decimal(0),
+    )
+    assert gross <= limit
+
+
+@given(
+    proposals=account_proposals,
+    per_account=st.integers(min_value=1, max_value=6),
+    per_strategy=st.integers(min_value=1, max_value=4),
+)
+def test_approvals_never_exceed_the_order_rate(
+    proposals: list[tuple[OrderSpec, ...]], per_account: int, per_strategy: int
+) -> None:
+    approved, _ = approve_in_turn(
+        proposals,
+        order_rate_window_seconds=60,
+        max_orders_per_account=per_account,
+        max_orders_per_strategy=per_strategy,
+    )
+
+    assert len(approved) <= per_account
+    assert all(n <= per_strategy for n in Counter(s.strategy for s in approved).values())

@@ -15,9 +15,10 @@ from ordo.contracts.orders import OrderProposed, OrderSpec, PositionView
 from ordo.contracts.signals import SignalAccepted, SignalRequest, Size
 from ordo.order.domain import Order
 from ordo.order.domain.planning import MarketRules, plan_orders
-from ordo.risk.domain.checks import RiskContext, evaluate
-from ordo.risk.domain.exposure import Exposure
+from ordo.risk.domain.checks import DailyActivity, OrderCounts, RiskContext, evaluate
+from ordo.risk.domain.exposure import Exposure, Instrument
 from ordo.risk.domain.limits import RiskLimits
+from ordo.risk.domain.quotes import Quote
 
 NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 ACCOUNT, VENUE = "bench", "paper"
@@ -57,25 +58,62 @@ def _measure(name: str, make_op: Callable[[], Operation], runs: int, rounds: int
 
 
 def _risk_evaluation() -> Callable[[], Callable[[], object]]:
-    """An account holding five positions with open reservations, under every limit."""
+    """An account holding five positions with open reservations, under every limit (fresh quotes,
+    equity, the day's activity and the order-rate window included)."""
     exposure = Exposure(ACCOUNT)
     for i, symbol in enumerate(SYMBOLS):
         exposure.apply_position(_position(symbol, Decimal(i + 1)))
         exposure.reserve(_spec(f"held-{i}", symbol, Decimal("0.5")))
+    quotes = {
+        Instrument(VENUE, symbol): Quote(
+            VENUE, symbol, Decimal("99.9"), Decimal("100.1"), Decimal(100), NOW
+        )
+        for symbol in SYMBOLS
+    }
     context = RiskContext(
         limits=RiskLimits(
             max_notional_per_order=Decimal(250_000),
             max_position_notional=Decimal(500_000),
             max_position_quantity=Decimal(1_000),
+            max_position_percent_of_equity=Decimal(50),
             max_open_positions=20,
+            starting_capital=Decimal(1_000_000),
+            max_gross_exposure=Decimal(2_000_000),
+            max_leverage=Decimal(2),
+            max_symbol_concentration_percent=Decimal(60),
+            max_daily_traded_notional=Decimal(5_000_000),
+            max_daily_realised_loss=Decimal(20_000),
+            max_drawdown_percent=Decimal(10),
+            order_rate_window_seconds=60,
+            max_orders_per_account=120,
+            max_orders_per_strategy=60,
+            price_collar_percent=Decimal(5),
+            quote_max_age_seconds=Decimal(10),
+            max_quote_spread_percent=Decimal(2),
+            require_stop_loss=True,
         ),
         exposure=exposure,
+        quotes=quotes,
+        now=NOW,
+        today=DailyActivity(traded_notional=Decimal(10_000), realised_pnl=Decimal(-500)),
+        peak_equity=Decimal(1_001_000),
+        recent_orders=OrderCounts(account=10, by_strategy={"bench": 10}),
+    )
+    entry = _spec("new-1", "BTC/USDT", Decimal("0.01"))
+    stop = entry.model_copy(
+        update={
+            "order_id": "new-1-stop",
+            "side": Side.SELL,
+            "order_type": OrderType.STOP_MARKET,
+            "stop_price": Decimal(95),
+            "reduce_only": True,
+        }
     )
     proposal = OrderProposed(
         proposal_id="p-1",
         signal_id="s-1",
         account=ACCOUNT,
-        orders=(_spec("new-1", "BTC/USDT", Decimal("0.01")),),
+        orders=(entry, stop),
         correlation_id="s-1",
         producer="bench",
     )

@@ -21,17 +21,27 @@ from structlog.contextvars import bound_contextvars
 
 from ordo.contracts.enums import TradingState
 from ordo.contracts.envelope import Message
-from ordo.contracts.orders import OrderProposed, OrderUpdated, PositionChanged
-from ordo.contracts.risk import OrderApproved, OrderDenied, SetTradingState, TradingStateChanged
+from ordo.contracts.market import MarketQuote
+from ordo.contracts.orders import OrderProposed, OrderUpdated, PositionChanged, PositionView
+from ordo.contracts.risk import OrderApproved, OrderDenied, SetTradingState
 from ordo.contracts.types import utc_now
 from ordo.kit.logs import get_logger
 from ordo.kit.outbox import Transaction
 from ordo.risk import store
 from ordo.risk.domain.checks import Decision, RiskContext, evaluate
 from ordo.risk.domain.limits import AccountLimits
+from ordo.risk.domain.quotes import Quote
 from ordo.risk.domain.reservations import fill_between
 from ordo.risk.domain.state import InvalidStateChange, StateChange, StateUnchanged, change_state
+from ordo.risk.evaluation import (
+    AccountWatch,
+    count_approved,
+    decision_context,
+    decision_inputs,
+)
+from ordo.risk.governance import apply_state_change, limits_in_force
 from ordo.risk.metrics import RiskMetrics
+from ordo.risk.rate import OrderRate, StoreOrderRate
 from ordo.risk.store import StateChangeOutcome
 
 PRODUCER = "risk"
@@ -51,9 +61,13 @@ class RiskHandlers:
         *,
         clock: Clock = utc_now,
         metrics: RiskMetrics | None = None,
+        order_rate: OrderRate | None = None,
     ) -> None:
         self._limits = limits
         self._clock = clock
+        # Redis when the service has it (app.py), else the store's window.
+        self._order_rate = order_rate or StoreOrderRate()
+        self._watch = AccountWatch(limits)
         # The service exports them (app.py); alone, the handlers count into a registry of their own.
         self._metrics = metrics or RiskMetrics(CollectorRegistry())
 
@@ -84,9 +98,19 @@ class RiskHandlers:
             # The same proposal sent again: its decision is already published (outbox).
             log.info("proposal already decided; repeat ignored")
             return
-        limits = self._limits.limits_for(proposal.account)
+        # The configured limits with the operators' run-time changes on top (governance.py).
+        in_force = await limits_in_force(tx.session, self._limits, proposal.account)
+        limits = in_force.limits_for(proposal.account)
         exposure = await store.load_exposure(tx.session, proposal.account)
-        decision = _evaluate(proposal, RiskContext(limits, exposure, account.state))
+        context = await decision_context(
+            tx.session, proposal, account, in_force, exposure, self._order_rate, now
+        )
+        decision = _evaluate(proposal, context)
+        if decision.approved:
+            refused = await count_approved(
+                tx.session, proposal.orders, in_force, self._order_rate, now
+            )
+            decision = decision if refused is None else Decision((refused,))
         outcome = _outcome(proposal, decision)
         if decision.approved:
             await store.reserve(tx.session, proposal.orders, now)
@@ -101,6 +125,7 @@ class RiskHandlers:
             limits=limits,
             exposure=exposure,
             decided_at=now,
+            inputs=decision_inputs(context),
         )
         await store.record_decision(tx.session, audit)
 
@@ -156,9 +181,38 @@ class RiskHandlers:
                 view.quantity,
             )
             if fill is None:
-                await self._stop_attributing_fills(message, tx, now)
+                await self._stop_attributing_fills(view, tx, now)
             else:
                 await self._fill_shown(message, fill, tx, now)
+            realised_before = held.realised_pnl if held else Decimal(0)
+            await self._watch.position_moved(view, realised_before, message, tx, now)
+
+    async def position_synced(self, view: PositionView, cause: Message, tx: Transaction) -> bool:
+        """The OMS's own view of a position, asked for at start-up: taken if newer than held.
+
+        The projection lacks what the stream no longer holds (a store restored or replaced, a
+        position last changed before the stream's retention). Returns whether it was taken.
+        """
+        now = self._clock()
+        await store.lock_account(tx.session, view.account, now)
+        held = await store.held_position(tx.session, view)
+        if held is not None and view.version <= held.version:
+            return False
+        await store.save_position(tx.session, view, held)
+        await self._stop_attributing_fills(view, tx, now)
+        # Realised P&L of a position never seen cannot be dated: none of it counts for today.
+        realised_before = held.realised_pnl if held else view.realised_pnl
+        await self._watch.position_moved(view, realised_before, cause, tx, now)
+        return True
+
+    # -- market.quote --------------------------------------------------------------------------
+
+    async def market_quote(self, message: MarketQuote, tx: Transaction) -> None:
+        """Keep the newest quote per instrument; halt accounts it takes past their drawdown."""
+        with bound_contextvars(venue=message.venue, symbol=message.symbol):
+            kept = await self._watch.quote_received(Quote.of(message), message, tx, self._clock())
+            if not kept:
+                log.debug("older quote ignored", quoted_at=message.quoted_at.isoformat())
 
     async def _fill_shown(
         self, message: PositionChanged, fill: Decimal, tx: Transaction, now: datetime
@@ -171,12 +225,12 @@ class RiskHandlers:
         await store.save_reservation(tx.session, reserved, fills, now)
 
     async def _stop_attributing_fills(
-        self, message: PositionChanged, tx: Transaction, now: datetime
+        self, view: PositionView, tx: Transaction, now: datetime
     ) -> None:
         # A skipped version: the fills since the last one held cannot be told apart, so the
         # reservations on this position stop waiting for positions and follow the order updates.
         log.info("position version skipped; its reservations follow the order updates alone")
-        for reserved in await store.reservations_of_position(tx.session, message.position):
+        for reserved in await store.reservations_of_position(tx.session, view):
             fills = reserved.fills.all_in_positions()
             if fills != reserved.fills:
                 await store.save_reservation(tx.session, reserved, fills, now)
@@ -205,22 +259,8 @@ class RiskHandlers:
                 command_id=command.message_id,
                 now=now,
             )
-            if change is None:
-                return
-            await store.save_trading_state(
-                tx.session, current, change.state, reason=change.reason, actor=change.actor, now=now
-            )
-            tx.publish(
-                TradingStateChanged.caused_by(
-                    command,
-                    producer=PRODUCER,
-                    account=command.account,
-                    state=change.state,
-                    previous=change.previous,
-                    reason=change.reason,
-                    actor=change.actor,
-                )
-            )
+            if change is not None:
+                await apply_state_change(tx, current, change, command, now)
 
 
 def _judge_state_change(

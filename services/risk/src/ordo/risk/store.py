@@ -6,9 +6,9 @@ loses nothing. Everything that reads or changes an account's exposure first take
 lock (:func:`lock_account`), so two decisions on one account never both count the same room.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, cast
@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     insert,
     select,
     update,
@@ -44,9 +45,11 @@ from ordo.kit.store import (
     messaging_tables,
     new_metadata,
 )
-from ordo.risk.domain.exposure import Exposure
+from ordo.risk.domain.checks import DailyActivity, OrderCounts
+from ordo.risk.domain.exposure import Exposure, Instrument
 from ordo.risk.domain.limits import RiskLimits
 from ordo.risk.domain.pricing import valuation_price
+from ordo.risk.domain.quotes import Quote
 from ordo.risk.domain.reservations import ReservationFills
 
 metadata = new_metadata()
@@ -125,6 +128,12 @@ decisions = Table(
     Column("proposal", JSON, nullable=False, doc="The OrderProposed (JSON mode)"),
     Column("exposure", JSON, nullable=False, doc="Positions and reservations decided on"),
     Column("decided_at", UtcDateTime, nullable=False),
+    Column(
+        "inputs",
+        JSON,
+        nullable=True,
+        doc="The rest decided on: quotes, equity, the day, the order rate (evaluation.py)",
+    ),
 )
 Index("ix_decisions_account_decided_at", decisions.c.account, decisions.c.decided_at)
 
@@ -149,6 +158,62 @@ state_changes = Table(
     Column("at", UtcDateTime, nullable=False),
 )
 Index("ix_state_changes_account_at", state_changes.c.account, state_changes.c.at)
+
+# The decision each order was in: the audit is asked by order id (`ordo risk decisions --order`).
+decision_orders = Table(
+    "decision_orders",
+    metadata,
+    Column("order_id", String(64), nullable=False),
+    Column("decision_id", String(64), nullable=False),
+    Column("decided_at", UtcDateTime, nullable=False, index=True, doc="For pruning"),
+    PrimaryKeyConstraint("order_id", "decision_id"),
+)
+
+DEFAULT_SCOPE = "*"
+"""The ``limit_overrides`` scope of the default limits (no account name can be ``*``)."""
+
+# Limits set at run time (ops.risk.set_limits.v1) over the configured ones: see governance.py.
+limit_overrides = Table(
+    "limit_overrides",
+    metadata,
+    Column("scope", String(64), primary_key=True, doc="An account, or * for the default"),
+    Column("limits", JSON, nullable=False, doc="The limits set at run time (JSON mode)"),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+limit_changes = Table(
+    "limit_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("command_id", String(64), nullable=True, doc="The message that asked for it"),
+    Column("before", JSON, nullable=False, doc="The run-time overrides before"),
+    Column("after", JSON, nullable=False, doc="The run-time overrides after"),
+    Column("error", Text, nullable=True, doc="Why a refused request was refused"),
+    Column("at", UtcDateTime, nullable=False),
+)
+Index("ix_limit_changes_scope_at", limit_changes.c.scope, limit_changes.c.at)
+
+# Loser/winner offsets proposed (offset.py): one per loser position version, whichever replica
+# saw it first.
+offsets = Table(
+    "offsets",
+    metadata,
+    Column("plan_id", String(64), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("loser", JSON, nullable=False, doc="The losing position and its close"),
+    Column("winners", JSON, nullable=False, doc="The winners' partial closes"),
+    Column("loss", ExactDecimal, nullable=False, doc="The loss the closes realise"),
+    Column("covered", ExactDecimal, nullable=False, doc="The profit the winners' closes realise"),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_offsets_account_created_at", offsets.c.account, offsets.c.created_at)
 
 
 # -- the account lock and its trading state ----------------------------------------------------
@@ -292,15 +357,18 @@ def _position_view(row: Row[Any]) -> PositionView:
 class ProjectedPosition:
     version: int
     quantity: Decimal
+    realised_pnl: Decimal = Decimal(0)
 
 
 async def held_position(session: AsyncSession, view: PositionView) -> ProjectedPosition | None:
     row = (
         await session.execute(
-            select(positions.c.version, positions.c.quantity).where(*_position_key(view))
+            select(positions.c.version, positions.c.quantity, positions.c.realised_pnl).where(
+                *_position_key(view)
+            )
         )
     ).one_or_none()
-    return None if row is None else ProjectedPosition(row.version, row.quantity)
+    return None if row is None else ProjectedPosition(row.version, row.quantity, row.realised_pnl)
 
 
 async def save_position(
@@ -481,6 +549,7 @@ class DecisionRecord:
     limits: RiskLimits
     exposure: Exposure
     decided_at: datetime
+    inputs: dict[str, Any] | None = None
 
 
 async def record_decision(session: AsyncSession, record: DecisionRecord) -> None:
@@ -500,7 +569,19 @@ async def record_decision(session: AsyncSession, record: DecisionRecord) -> None
             proposal=proposal.model_dump(mode="json", by_alias=True),
             exposure=exposure_snapshot(record.exposure),
             decided_at=record.decided_at,
+            inputs=record.inputs,
         )
+    )
+    await session.execute(
+        insert(decision_orders),
+        [
+            {
+                "order_id": spec.order_id,
+                "decision_id": record.decision_id,
+                "decided_at": record.decided_at,
+            }
+            for spec in proposal.orders
+        ],
     )
 
 
@@ -571,3 +652,255 @@ def _text(value: Decimal | None) -> str | None:
 
 def _rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount
+
+
+# == what the pre-trade checks read besides the exposure ==========================================
+# Quotes, the day's activity, the equity peak and the order-rate window: kept here, not in memory,
+# so that every replica and a restarted one decide the same.
+
+quotes = Table(
+    "quotes",
+    metadata,
+    Column("venue", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("bid", ExactDecimal, nullable=True),
+    Column("ask", ExactDecimal, nullable=True),
+    Column("last", ExactDecimal, nullable=False),
+    Column("quoted_at", UtcDateTime, nullable=False, doc="The newest quote wins"),
+    PrimaryKeyConstraint("venue", "symbol"),
+)
+
+daily_activity = Table(
+    "daily_activity",
+    metadata,
+    Column("account", String(64), nullable=False),
+    Column("day", String(10), nullable=False, doc="The UTC day, YYYY-MM-DD"),
+    Column("traded_notional", ExactDecimal, nullable=False, doc="Notional approved that day"),
+    Column("realised_pnl", ExactDecimal, nullable=False, doc="Realised P&L that day (after fees)"),
+    PrimaryKeyConstraint("account", "day"),
+)
+
+equity_peaks = Table(
+    "equity_peaks",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("peak", ExactDecimal, nullable=False, doc="The highest equity seen"),
+    Column("at", UtcDateTime, nullable=False),
+)
+
+# The limit breaches that halted an account automatically, one row per account and cause while
+# it lasts (evaluation.py): a breach halts once, so an operator who then lets the account reduce is
+# not overruled on the next quote; a breach that ends and comes back halts again.
+breaches = Table(
+    "breaches",
+    metadata,
+    Column("account", String(64), nullable=False),
+    Column("cause", String(32), nullable=False),
+    Column("episode", String(32), nullable=False, doc="The UTC day of a daily limit, else ''"),
+    Column("since", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("account", "cause"),
+)
+
+# Every quote asks which accounts hold its instrument (their equity moved).
+Index("ix_positions_instrument", positions.c.venue, positions.c.symbol)
+
+order_rate = Table(
+    "order_rate",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False, doc="When it was approved"),
+)
+Index("ix_order_rate_account_at", order_rate.c.account, order_rate.c.at)
+
+
+async def save_quote(session: AsyncSession, quote: Quote) -> bool:
+    """Keep ``quote`` unless a newer one is held; whether it was kept."""
+    values = {
+        "bid": quote.bid,
+        "ask": quote.ask,
+        "last": quote.last,
+        "quoted_at": quote.quoted_at,
+    }
+    statement = (
+        insert_with_conflicts(session, quotes)
+        .values(venue=quote.venue, symbol=quote.symbol, **values)
+        .on_conflict_do_update(
+            index_elements=[quotes.c.venue, quotes.c.symbol],
+            set_=values,
+            where=quotes.c.quoted_at < quote.quoted_at,
+        )
+    )
+    return _rowcount(await session.execute(statement)) == 1
+
+
+async def load_quotes(
+    session: AsyncSession, instruments: Iterable[Instrument]
+) -> dict[Instrument, Quote]:
+    wanted = set(instruments)
+    if not wanted:
+        return {}
+    venues = {instrument.venue for instrument in wanted}
+    symbols = {instrument.symbol for instrument in wanted}
+    found = await session.execute(
+        select(quotes).where(quotes.c.venue.in_(venues), quotes.c.symbol.in_(symbols))
+    )
+    held = (
+        Quote(row.venue, row.symbol, row.bid, row.ask, row.last, row.quoted_at) for row in found
+    )
+    return {quote.instrument: quote for quote in held if quote.instrument in wanted}
+
+
+async def accounts_holding(session: AsyncSession, venue: str, symbol: str) -> list[str]:
+    """The accounts with an open position in the instrument (their equity moves with it)."""
+    found = await session.execute(
+        select(positions.c.account, positions.c.quantity).where(
+            positions.c.venue == venue, positions.c.symbol == symbol
+        )
+    )
+    # Amounts are text on SQLite: "is it zero" is asked of the Decimal, not in SQL.
+    return sorted({account for account, quantity in found.all() if quantity != 0})
+
+
+async def load_daily_activity(session: AsyncSession, account: str, day: date) -> DailyActivity:
+    row = (
+        await session.execute(
+            select(daily_activity).where(
+                daily_activity.c.account == account, daily_activity.c.day == day.isoformat()
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return DailyActivity()
+    return DailyActivity(traded_notional=row.traded_notional, realised_pnl=row.realised_pnl)
+
+
+async def add_daily_activity(
+    session: AsyncSession,
+    account: str,
+    day: date,
+    *,
+    traded_notional: Decimal = Decimal(0),
+    realised_pnl: Decimal = Decimal(0),
+) -> DailyActivity:
+    """Add to the account's counters of ``day`` (under the account's lock); returns the sums."""
+    held = await load_daily_activity(session, account, day)
+    summed = DailyActivity(
+        traded_notional=held.traded_notional + traded_notional,
+        realised_pnl=held.realised_pnl + realised_pnl,
+    )
+    key = {"account": account, "day": day.isoformat()}
+    values = {"traded_notional": summed.traded_notional, "realised_pnl": summed.realised_pnl}
+    await session.execute(
+        insert_with_conflicts(session, daily_activity)
+        .values(**key, **values)
+        .on_conflict_do_update(
+            index_elements=[daily_activity.c.account, daily_activity.c.day], set_=values
+        )
+    )
+    return summed
+
+
+async def load_equity_peak(session: AsyncSession, account: str) -> Decimal | None:
+    found: Decimal | None = await session.scalar(
+        select(equity_peaks.c.peak).where(equity_peaks.c.account == account)
+    )
+    return found
+
+
+async def raise_equity_peak(
+    session: AsyncSession, account: str, equity: Decimal, now: datetime
+) -> Decimal:
+    """Make ``equity`` the peak if it is higher; returns the peak.
+
+    Compare-and-set on the value read, without the account's lock: quotes move every account's
+    equity and must not queue behind decisions. (Amounts are text on SQLite, so the comparison
+    is made here, not in SQL.)
+    """
+    while True:
+        peak = await load_equity_peak(session, account)
+        if peak is None:
+            inserted = await session.execute(
+                insert_with_conflicts(session, equity_peaks)
+                .values(account=account, peak=equity, at=now)
+                .on_conflict_do_nothing(index_elements=[equity_peaks.c.account])
+            )
+            if _rowcount(inserted) == 1:
+                return equity
+            continue
+        if peak >= equity:
+            return peak
+        raised = await session.execute(
+            update(equity_peaks)
+            .where(equity_peaks.c.account == account, equity_peaks.c.peak == peak)
+            .values(peak=equity, at=now)
+        )
+        if _rowcount(raised) == 1:
+            return equity
+
+
+async def accounts_with_equity_peaks(session: AsyncSession) -> list[str]:
+    return list((await session.execute(select(equity_peaks.c.account))).scalars())
+
+
+async def forget_equity_peaks(session: AsyncSession, accounts: Sequence[str]) -> None:
+    """The next valuation of each account starts its peak again (its capital changed)."""
+    await session.execute(delete(equity_peaks).where(equity_peaks.c.account.in_(list(accounts))))
+
+
+async def count_recent_orders(session: AsyncSession, account: str, since: datetime) -> OrderCounts:
+    """Orders of the account approved after ``since``, in all and by strategy."""
+    found = await session.execute(
+        select(order_rate.c.strategy, func.count())
+        .where(order_rate.c.account == account, order_rate.c.at > since)
+        .group_by(order_rate.c.strategy)
+    )
+    by_strategy = {strategy: count for strategy, count in found.all()}
+    return OrderCounts(account=sum(by_strategy.values()), by_strategy=by_strategy)
+
+
+async def record_recent_orders(
+    session: AsyncSession, orders: Sequence[OrderSpec], now: datetime
+) -> None:
+    rows = [
+        {"order_id": o.order_id, "account": o.account, "strategy": o.strategy, "at": now}
+        for o in orders
+    ]
+    await session.execute(insert(order_rate), rows)
+
+
+async def prune_recent_orders(session: AsyncSession, account: str, older_than: datetime) -> None:
+    await session.execute(
+        delete(order_rate).where(order_rate.c.account == account, order_rate.c.at <= older_than)
+    )
+
+
+async def start_breach(
+    session: AsyncSession, account: str, cause: str, episode: str, now: datetime
+) -> bool:
+    """Record that ``account`` breaches ``cause`` in ``episode`` (under the account's lock);
+    whether this breach is new (not recorded for this episode already)."""
+    held = await session.scalar(
+        select(breaches.c.episode).where(breaches.c.account == account, breaches.c.cause == cause)
+    )
+    if held == episode:
+        return False
+    values = {"episode": episode, "since": now}
+    await session.execute(
+        insert_with_conflicts(session, breaches)
+        .values(account=account, cause=cause, **values)
+        .on_conflict_do_update(index_elements=[breaches.c.account, breaches.c.cause], set_=values)
+    )
+    return True
+
+
+async def end_breach(session: AsyncSession, account: str, cause: str) -> None:
+    """The breach is over: the next one halts again. Reads first, as this runs on every quote."""
+    held = await session.scalar(
+        select(breaches.c.episode).where(breaches.c.account == account, breaches.c.cause == cause)
+    )
+    if held is not None:
+        await session.execute(
+            delete(breaches).where(breaches.c.account == account, breaches.c.cause == cause)
+        )

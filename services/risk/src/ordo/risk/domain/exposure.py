@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from ordo.contracts.enums import Side
+from ordo.contracts.enums import OrderType, Side
 from ordo.contracts.orders import OrderSpec, PositionView
+from ordo.risk.domain.pricing import valuation_price
 
 ZERO = Decimal(0)
 
@@ -45,6 +46,7 @@ class HeldPosition:
     quantity: Decimal  # signed: short < 0
     version: int
     average_entry: Decimal | None
+    realised_pnl: Decimal = ZERO  # cumulative, after fees (the OMS's PositionView)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,22 @@ def signed_quantity(order: OrderSpec) -> Decimal:
     return order.quantity * order.side.sign
 
 
+def is_stop(order: OrderSpec) -> bool:
+    return order.order_type in _STOP_TYPES
+
+
+_STOP_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
+
+
+def _on(order: OrderSpec | None, instrument: "Instrument", side: Side) -> bool:
+    return (
+        order is not None
+        and order.side is side
+        and order.symbol == instrument.symbol
+        and order.venue == instrument.venue
+    )
+
+
 class Exposure:
     """One account's positions and reservations. Mutable; :meth:`copy` for what-if evaluation."""
 
@@ -81,15 +99,37 @@ class Exposure:
         # Flat positions are kept too: their version stops a late, older view from reviving them.
         self._positions: dict[PositionKey, HeldPosition] = {}
         self._reservations: dict[str, Reservation] = {}
+        # Sums kept as positions and reservations arrive, so that a check costs no scan: the
+        # net position per instrument, and the open quantity per instrument, side and kind.
+        self._net: dict[Instrument, Decimal] = {}
+        self._open: dict[tuple[Instrument, Side, bool], Decimal] = {}
+        self._top_price: dict[Instrument, Decimal] = {}
+        self._revision = 0
+        self._positions_revision = 0
 
     @property
     def account(self) -> str:
         return self._account
 
+    @property
+    def revision(self) -> int:
+        """Moves on with every change: what was computed at one revision holds for it alone."""
+        return self._revision
+
+    @property
+    def positions_revision(self) -> int:
+        """Moves on with every change of a position (what equity is computed from)."""
+        return self._positions_revision
+
     def copy(self) -> "Exposure":
         twin = Exposure(self._account)
         twin._positions = dict(self._positions)
         twin._reservations = dict(self._reservations)
+        twin._net = dict(self._net)
+        twin._open = dict(self._open)
+        twin._top_price = dict(self._top_price)
+        twin._revision = self._revision
+        twin._positions_revision = self._positions_revision
         return twin
 
     # -- updates ---------------------------------------------------------------------------------
@@ -101,7 +141,13 @@ class Exposure:
         held = self._positions.get(key)
         if held is not None and view.version < held.version:
             return False
-        self._positions[key] = HeldPosition(view.quantity, view.version, view.average_entry)
+        self._positions[key] = HeldPosition(
+            view.quantity, view.version, view.average_entry, view.realised_pnl
+        )
+        was = ZERO if held is None else held.quantity
+        self._net[key.instrument] = self._net.get(key.instrument, ZERO) + view.quantity - was
+        self._revision += 1
+        self._positions_revision += 1
         return True
 
     def reserve(self, order: OrderSpec, *, remaining: Decimal | None = None) -> None:
@@ -118,7 +164,15 @@ class Exposure:
             raise ExposureError(
                 f"order {order.order_id} cannot keep {counted} of its {order.quantity} reserved"
             )
-        self._reservations[order.order_id] = Reservation(order, counted)
+        reservation = Reservation(order, counted)
+        self._reservations[order.order_id] = reservation
+        side = (reservation.instrument, order.side, order.reduce_only)
+        self._open[side] = self._open.get(side, ZERO) + counted
+        price = valuation_price(order)
+        if price is not None:
+            top = self._top_price.get(reservation.instrument)
+            self._top_price[reservation.instrument] = price if top is None else max(top, price)
+        self._revision += 1
 
     # -- questions -------------------------------------------------------------------------------
 
@@ -133,9 +187,7 @@ class Exposure:
 
     def net_position(self, venue: str, symbol: str) -> Decimal:
         """The filled position, summed over the account's strategies."""
-        instrument = Instrument(venue, symbol)
-        held = (q.quantity for key, q in self._positions.items() if key.instrument == instrument)
-        return sum(held, ZERO)
+        return self._net.get(Instrument(venue, symbol), ZERO)
 
     def reserved_quantity(self, venue: str, symbol: str, side: Side) -> Decimal:
         instrument = Instrument(venue, symbol)
@@ -163,19 +215,57 @@ class Exposure:
     def _worst_case(
         self, instrument: Instrument, side: Side, extra: OrderSpec | None = None
     ) -> Decimal:
-        open_orders = [
-            (r.order.reduce_only, r.remaining)
-            for r in self._reservations.values()
-            if r.instrument == instrument and r.order.side is side
-        ]
+        plain = self._open.get((instrument, side, False), ZERO)
+        reducing = self._open.get((instrument, side, True), ZERO)
         if extra is not None:
-            open_orders.append((extra.reduce_only, extra.quantity))
-        plain = sum((quantity for reduce_only, quantity in open_orders if not reduce_only), ZERO)
-        reducing = sum((quantity for reduce_only, quantity in open_orders if reduce_only), ZERO)
-        position = self.net_position(*instrument)
+            if extra.reduce_only:
+                reducing += extra.quantity
+            else:
+                plain += extra.quantity
+        position = self._net.get(instrument, ZERO)
         # Reduce-only orders fill only while the position is on the other side, and only to flat.
         room_to_flat = max(ZERO, -position * side.sign)
         return position + side.sign * (plain + min(reducing, room_to_flat))
+
+    def pending_reduce_only(self, order: OrderSpec) -> Decimal:
+        """What open reduce-only orders of the same kind as ``order`` may still take off.
+
+        The kinds are stops and the rest (take-profits, plain exits). A protective stop and a
+        take-profit are the two legs of one exit, each sized to the whole position, of which one
+        is cancelled when the other fills; two exits of the same kind add up.
+        """
+        instrument = Instrument(order.venue, order.symbol)
+        kind = is_stop(order)
+        return sum(
+            (
+                r.remaining
+                for r in self._reservations.values()
+                if r.order.reduce_only
+                and r.order.side is order.side
+                and r.instrument == instrument
+                and is_stop(r.order) is kind
+            ),
+            ZERO,
+        )
+
+    def instruments(self) -> frozenset[Instrument]:
+        """Every instrument the account holds or has open orders in."""
+        held = {instrument for instrument, net in self._net.items() if net}
+        return frozenset(held | {instrument for instrument, _, _ in self._open})
+
+    def largest_position(self, instrument: Instrument, extra: OrderSpec | None = None) -> Decimal:
+        """The larger absolute worst case of the two sides (``extra`` counted as open too)."""
+        buy = self._worst_case(
+            instrument, Side.BUY, extra if _on(extra, instrument, Side.BUY) else None
+        )
+        sell = self._worst_case(
+            instrument, Side.SELL, extra if _on(extra, instrument, Side.SELL) else None
+        )
+        return max(abs(buy), abs(sell))
+
+    def top_open_price(self, instrument: Instrument) -> Decimal | None:
+        """The highest price an open order in the instrument is valued at."""
+        return self._top_price.get(instrument)
 
     def order_reduces_exposure(self, order: OrderSpec) -> bool:
         return reduces_exposure(self.position_before(order), self.position_after(order))
