@@ -4,6 +4,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from ordo.bench.chaos import invariants
 from ordo.bench.chaos.evidence import DeadLetter, Evidence
 from ordo.bench.chaos.streams import StoredMessage
@@ -16,6 +18,7 @@ from ordo.contracts.enums import (
     ReconciliationOutcome,
     Severity,
     Side,
+    SignalOutcome,
     SignalSource,
 )
 from ordo.contracts.execution import ExecutionReport, Fill
@@ -131,7 +134,7 @@ def clean() -> Evidence:
     return Evidence(
         sent_ids={"s-1"},
         announced={"s-1": accepted("s-1")},
-        outcomes={"s-1": invariants.PLANNED},
+        outcomes={"s-1": SignalOutcome.PLANNED},
         orders={"s-1": (order("o-1", "s-1"),)},
         positions=(position(QTY),),
         venue_positions={SYMBOL: QTY},
@@ -177,11 +180,46 @@ def test_a_signal_only_announced_still_counts_as_accepted() -> None:
     assert "signal s-2: lost: the OMS has no record of it" in texts(check)
 
 
-def test_an_unplannable_signal_is_a_terminal_outcome() -> None:
-    evidence = replace(clean(), outcomes={"s-1": invariants.UNPLANNABLE}, orders={})
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        SignalOutcome.UNPLANNABLE,
+        SignalOutcome.REFUSED,
+        SignalOutcome.QUEUED,
+        SignalOutcome.DEQUEUED,
+    ],
+)
+def test_a_signal_the_oms_made_no_order_of_is_a_terminal_outcome(outcome: SignalOutcome) -> None:
+    evidence = replace(clean(), outcomes={"s-1": outcome}, orders={})
     check, kinds = invariants.one_terminal_outcome(evidence)
     assert check.passed
-    assert kinds == {"unplannable": 1}
+    assert kinds == {outcome.value: 1}
+
+
+def test_a_refused_signal_with_an_order_is_a_violation() -> None:
+    check, _ = invariants.one_terminal_outcome(
+        replace(clean(), outcomes={"s-1": SignalOutcome.REFUSED})
+    )
+    assert texts(check) == ["signal s-1: recorded as refused, yet it has 1 order(s)"]
+
+
+def test_a_signal_the_risk_gate_denied_is_a_terminal_outcome_with_its_orders() -> None:
+    evidence = replace(
+        clean(),
+        outcomes={"s-1": SignalOutcome.DENIED},
+        orders={"s-1": (order("o-1", "s-1", OrderStatus.DENIED),)},
+    )
+    check, kinds = invariants.one_terminal_outcome(evidence)
+    assert check.passed
+    assert kinds == {"denied": 1}
+
+
+@pytest.mark.parametrize("outcome", [SignalOutcome.PLANNED, SignalOutcome.DENIED])
+def test_a_signal_planned_without_orders_is_lost(outcome: SignalOutcome) -> None:
+    check, _ = invariants.one_terminal_outcome(
+        replace(clean(), outcomes={"s-1": outcome}, orders={})
+    )
+    assert texts(check) == [f"signal s-1: lost: {outcome.value}, but no order of it exists"]
 
 
 def test_two_orders_for_one_entry_are_a_doubled_signal() -> None:

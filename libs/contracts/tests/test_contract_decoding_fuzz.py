@@ -117,7 +117,8 @@ def as_written(message: type[Message]) -> dict[str, Any]:
     schema id; the contract refuses floats, text that is no number, and another message's schema
     id, so that documents generated from the schema as committed rarely decode. Narrowed to
     decimal text (never null, so that amounts are there to corrupt), base64 and the message's own
-    id, most do. Lists hold a few items: each item is checked alike, more only cost time.
+    id, most do. Lists hold one or two items: each item is checked alike, more only cost time,
+    and an empty list would hide whatever its items carry (in a view, often the only amounts).
     """
     narrowed = _narrowed(copy.deepcopy(committed_schema(message)))
     narrowed["properties"]["schema"] = {"const": message.schema_id()}
@@ -136,6 +137,7 @@ def _narrowed(node: Any) -> Any:
         return {"type": "string", "pattern": _BASE64_TEXT}
     narrowed = {key: _narrowed(value) for key, value in node.items()}
     if node.get("type") == "array":
+        narrowed["minItems"] = max(1, node.get("minItems", 0))
         narrowed["maxItems"] = max(_MAX_ITEMS, node.get("minItems", 0))
     return narrowed
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ordo.contracts.enums import Intent, SignalSource, SizeUnit
-from ordo.contracts.orders import OrderProposed, OrderSpec
+from ordo.contracts.orders import OrderProposed, OrderSpec, RebalancePortfolio, TargetWeight
 from ordo.contracts.signals import SignalAccepted, SignalRequest, Size
 from ordo.contracts.types import utc_now
 
@@ -119,3 +119,41 @@ def test_decimals_survive_the_wire_exactly(value: Decimal) -> None:
     decoded = SignalAccepted.from_json(message.to_json())
     assert decoded == message
     assert decoded.signal.size is not None and decoded.signal.size.value == value
+
+
+def rebalance(*weights: str, reserve: str = "0") -> RebalancePortfolio:
+    return RebalancePortfolio(
+        correlation_id="r-1",
+        producer="operator",
+        rebalance_id="r-1",
+        account="main",
+        strategy="demo",
+        venue="paper",
+        targets=tuple(
+            TargetWeight(symbol=f"S{index}/USDT", weight=Decimal(weight))
+            for index, weight in enumerate(weights)
+        ),
+        reserve=Decimal(reserve),
+    )
+
+
+def test_a_negative_target_weight_is_refused_at_the_boundary() -> None:
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        TargetWeight(symbol="BTC/USDT", weight=Decimal("-0.1"))
+
+
+@pytest.mark.parametrize(
+    ("weights", "reserve", "problem"),
+    [
+        (("0.5", "0.5"), "0", None),
+        (("0", "0.9"), "0.1", None),  # a weight of 0 sells the symbol's holding
+        (("0.6", "0.5"), "0", "the weights (1.1) and the cash reserve (0) add up to more"),
+        (("0.5",), "0.6", "the weights (0.5) and the cash reserve (0.6) add up to more"),
+        (("0.5",), "1", "a cash reserve of 1 leaves nothing to invest"),
+    ],
+)
+def test_weights_and_the_reserve_may_add_up_to_the_whole_portfolio_at_most(
+    weights: tuple[str, ...], reserve: str, problem: str | None
+) -> None:
+    found = rebalance(*weights, reserve=reserve).allocation_problem()
+    assert found == problem if problem is None else problem in (found or "")

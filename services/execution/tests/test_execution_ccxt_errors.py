@@ -15,6 +15,7 @@ from ordo.execution.errors import (
     OrderNotFound,
     OrderRejected,
     RateLimited,
+    UnexplainedRefusal,
     UnknownOutcome,
     VenueError,
     VenueTimeout,
@@ -24,7 +25,7 @@ from ordo.execution.venues.ccxt_errors import translate
 
 EXPECTED: dict[type[Exception], type[VenueError]] = {
     ccxt.BaseError: BadVenueResponse,
-    ccxt.ExchangeError: OrderRejected,
+    ccxt.ExchangeError: UnexplainedRefusal,
     ccxt.ArgumentsRequired: InvalidOrder,
     ccxt.AuthenticationError: AuthenticationFailed,
     ccxt.AccountSuspended: AuthenticationFailed,
@@ -122,3 +123,17 @@ def test_our_own_deadline_and_a_malformed_answer_are_translated_too() -> None:
 def test_an_error_that_is_not_the_venues_is_not_hidden() -> None:
     with pytest.raises(TypeError, match="not a venue error"):
         translate(RuntimeError("a bug"), "ccxt:binance")
+
+
+def test_a_signed_url_in_a_ccxt_error_leaves_its_query_behind() -> None:
+    # ccxt names the URL in its network errors; some exchanges (HTX) sign with the API key in
+    # the query. The message goes into logs, and into a report's reason.
+    url = "https://api.huobi.pro/v1/order/orders?AccessKeyId=my-api-key&Signature=c2ln"
+    error = ccxt.RequestTimeout(f"htx POST {url}")
+    error.__cause__ = OSError(f"Cannot connect to {url}")
+
+    translated = translate(error, "ccxt:htx", creating=True)
+
+    assert isinstance(translated, VenueTimeout)
+    assert "my-api-key" not in str(translated) and "c2ln" not in str(translated)
+    assert "POST https://api.huobi.pro/v1/order/orders" in translated.detail

@@ -32,13 +32,13 @@ from ordo.contracts.subjects import STREAM_OF_SUBJECT, Subject
 from ordo.execution import store
 from ordo.execution.app import ExecutionApp, assemble
 from ordo.execution.config import CcxtAccount, ExecutionSettings, VenueMode
-from ordo.execution.errors import TransientVenueError
+from ordo.execution.errors import TransientVenueError, UnknownOutcome
 from ordo.execution.quotes import QuotePublisher, quote_message_id
 from ordo.execution.store import SubmissionStatus
 from ordo.execution.venues.ccxt_venue import CcxtVenue
 from ordo.execution.venues.paper import PaperPrices, PaperVenueConfig
 from ordo.kit.breaker import CircuitOpenError
-from ordo.kit.embedded import NatsCredentials, NatsServer, RedisServer
+from ordo.kit.embedded import NatsServer, RedisServer
 from ordo.kit.outbox import OutgoingMessage
 from ordo.kit.settings import BreakerSettings, NatsSettings, OutboxSettings
 from ordo.kit.testing import eventually
@@ -254,6 +254,51 @@ async def test_a_create_whose_answer_is_lost_is_looked_up_and_placed_exactly_onc
     assert (recorded.status, recorded.attempts) == (SubmissionStatus.SUBMITTED, 1)
 
 
+@pytest.mark.parametrize("trouble", ["unreadable answer", "trades refused"])
+async def test_a_create_whose_answer_cannot_be_read_is_an_unknown_outcome_not_a_refusal(
+    make_service: MakeService, binance: BinanceTestVenue, account: str, trouble: str
+) -> None:
+    app = await make_service()
+    adapter = app.venues.get(VENUE, account)
+    assert isinstance(adapter, CcxtVenue)
+    exchange = adapter._exchange
+    create = exchange.create_order
+
+    async def garbled(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        created = await create(*args, **kwargs)
+        if trouble == "unreadable answer":
+            return {**created, "side": "sideways"}
+        return {**created, "trades": []}  # so they are fetched, and the venue refuses that
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        raise ccxt_async.PermissionDenied("binance: not for this key")
+
+    exchange.create_order = garbled
+    exchange.fetch_order_trades = exchange.fetch_my_trades = refused
+
+    # The venue placed the order: it must be looked up, never taken as turned away (and
+    # given up as never placed, or created again).
+    with pytest.raises(UnknownOutcome, match="placed"):
+        await adapter.create_order(order_spec(account))
+
+    assert len(binance.orders_with_client_id("ord-1")) == 1
+
+
+async def test_a_failed_signed_request_names_neither_its_signature_nor_ccxts_error(
+    make_service: MakeService, binance: BinanceTestVenue, account: str
+) -> None:
+    app = await make_service(timeout_seconds=0.5)
+    adapter = app.venues.get(VENUE, account)
+    binance.inject(Fault("GET", "/api/v3/order", delay_before=1.0))
+
+    with pytest.raises(TransientVenueError) as failed:
+        await adapter.fetch_order("ord-1", BTC)
+
+    # Its message goes to logs and reports, and a logged traceback shows what it was raised from.
+    assert "/api/v3/order" in str(failed.value) and "signature" not in str(failed.value)
+    assert failed.value.__cause__ is None and failed.value.__suppress_context__
+
+
 async def test_insufficient_funds_give_a_rejected_report_and_leave_the_breaker_closed(
     make_service: MakeService, binance: BinanceTestVenue, account: str
 ) -> None:
@@ -373,14 +418,6 @@ async def test_the_snapshot_holds_positions_open_orders_balances_and_recent_fill
         Side.BUY,
         "1",
     )
-
-
-@pytest.fixture
-async def own_nats(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    # A server of its own: the execution service's durable consumers start empty.
-    server = NatsServer(tmp_path / "nats", NatsCredentials.generate()).start()
-    yield server
-    server.stop()
 
 
 async def test_two_replicas_on_one_durable_consumer_never_submit_an_order_twice(

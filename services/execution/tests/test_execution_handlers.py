@@ -42,6 +42,7 @@ from ordo.execution.errors import (
     AuthenticationFailed,
     DuplicateOrder,
     OrderNotFound,
+    UnexplainedRefusal,
     VenueError,
     VenueTimeout,
     VenueUnavailable,
@@ -158,9 +159,11 @@ class ScriptedVenue:
         self.creates = 0
         self.create_times_out = False
         self.not_shown: set[str] = set()  # orders it holds but does not show yet
+        self.shown_after = 0  # the next lookups do not show an order it holds (lagging)
         self.cancel_error: VenueError | None = None
         self.refuses_creates: VenueError | None = None  # before acting on them
         self.create_answer: VenueError | None = None  # after placing the order
+        self.answer_gate: asyncio.Event | None = None  # creates answer once it is set
         self.lookup_failures = 0  # the next lookups fail (the venue is unavailable)
         self.lookups = 0
         self.lookup_gate: asyncio.Event | None = None  # lookups wait for it, once set
@@ -171,6 +174,8 @@ class ScriptedVenue:
         if self.refuses_creates is not None:
             raise self.refuses_creates
         order = await self._paper.create_order(spec)
+        if self.answer_gate is not None:
+            await self.answer_gate.wait()
         if self.create_times_out:
             raise VenueTimeout("no answer in time", venue="scripted")
         if self.create_answer is not None:
@@ -185,6 +190,9 @@ class ScriptedVenue:
         if self.lookup_failures:
             self.lookup_failures -= 1
             raise VenueUnavailable("lookups are down", venue="scripted")
+        if self.shown_after:
+            self.shown_after -= 1
+            raise OrderNotFound(f"no order {order_id!r} (yet)", venue="scripted")
         if order_id in self.not_shown:
             raise OrderNotFound(f"no order {order_id!r}", venue="scripted")
         return await self._paper.fetch_order(order_id, symbol)
@@ -290,6 +298,34 @@ async def test_a_timed_out_create_the_venue_does_not_show_yet_is_never_sent_agai
     assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
 
 
+async def test_a_restart_while_the_venue_takes_an_order_looks_it_up_never_creates_it_again(
+    make_service: MakeService, execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    venue.answer_gate = asyncio.Event()  # the venue takes the order; its answer never comes
+    approved = approval(order_spec(venue="scripted"))
+    creating = asyncio.create_task(deliver(execution, approved))
+
+    async def taken() -> bool:
+        return venue.creates == 1
+
+    await eventually(taken, timeout=10, what="the venue taking the order")
+    creating.cancel()  # the process dies mid-create
+    await asyncio.gather(creating, return_exceptions=True)
+    # (A short lease of its own: the redelivery waits that long for the dead attempt's, which
+    # does not end while the test's clock stands still.)
+    restarted = await make_service(create_lease_seconds=0.2)
+    restarted.venues.register("scripted", lambda account: cast(Venue, venue))
+
+    await deliver(restarted, approved)  # redelivered while the dead attempt's lease holds
+    assert await reports(restarted) == []
+    clock.now += timedelta(seconds=21)  # the lease is over
+    await deliver(restarted, approved)
+
+    assert venue.creates == 1
+    assert await statuses(restarted) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
+
+
 async def test_a_venue_that_never_answers_leaves_the_order_unknown_and_opens_the_breaker(
     make_service: MakeService,
 ) -> None:
@@ -366,6 +402,33 @@ async def test_a_create_the_venue_says_it_holds_already_is_looked_up_not_rejecte
 
     assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
     assert venue.creates == 1
+
+
+async def test_an_unexplained_error_after_the_venue_took_the_order_is_not_a_rejection(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    venue.create_answer = UnexplainedRefusal('binance {"code":-9999}', venue="scripted")
+
+    await deliver(execution, approval(order_spec(venue="scripted")))
+
+    # An error code ccxt does not know is most likely a refusal, not provably one: looked up.
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
+    assert venue.creates == 1
+
+
+async def test_an_unexplained_refusal_of_an_order_the_venue_does_not_hold_is_rejected_at_once(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    venue.refuses_creates = UnexplainedRefusal('binance {"code":-9999}', venue="scripted")
+
+    await deliver(execution, approval(order_spec(venue="scripted")))
+
+    (rejected,) = await reports(execution)
+    assert rejected.status is ExecutionStatus.REJECTED
+    assert rejected.reason == 'scripted: binance {"code":-9999}'
+    assert (venue.creates, venue.lookups) == (1, 1)
 
 
 async def test_an_order_below_the_minimum_notional_is_reported_rejected(
@@ -574,6 +637,23 @@ async def test_an_unknown_outcome_the_venue_does_not_hold_is_rejected_at_the_las
     assert rejected.reason.startswith("never placed: the venue does not hold the order")
     assert venue.creates == 1  # looked up, never created a second time
     assert approved.message_id in await done(execution)
+
+
+async def test_a_create_timing_out_on_the_last_attempt_is_looked_up_until_the_venue_shows_it(
+    execution: ExecutionApp, clock: ManualClock
+) -> None:
+    venue = scripted_venue(execution, clock)
+    venue.create_times_out = True  # the venue took it; its answer did not come
+    venue.shown_after = 2  # and right after the timeout it does not show the order yet
+    approved = approval(order_spec(venue="scripted"))
+
+    await deliver_last_attempt(execution, approved)
+
+    # "Not found" just after a create that may have placed the order is no proof it did not:
+    # never REJECTED while the venue may hold it.
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
+    assert venue.creates == 1
+    assert venue.lookups == 3
 
 
 async def test_the_last_attempt_waits_out_an_open_breaker_to_look_the_order_up(

@@ -18,16 +18,9 @@ from ordo.execution import store
 from ordo.execution.app import ExecutionApp, assemble
 from ordo.execution.config import ExecutionSettings, PaperSettings
 from ordo.execution.store import SubmissionStatus
-from ordo.kit.embedded import NatsCredentials, NatsServer
+from ordo.kit.embedded import NatsServer
 from ordo.kit.settings import NatsSettings
 from ordo.kit.testing import eventually
-
-
-@pytest.fixture
-async def own_nats(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats", NatsCredentials.generate()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

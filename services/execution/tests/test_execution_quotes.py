@@ -20,7 +20,7 @@ from ordo.execution.app import ExecutionApp, assemble
 from ordo.execution.config import ExecutionSettings, PaperSettings
 from ordo.execution.quotes import paper_quote, quote_message_id
 from ordo.execution.venues.paper import PaperPrices, PaperVenue, PaperVenueConfig
-from ordo.kit.embedded import NatsCredentials, NatsServer
+from ordo.kit.embedded import NatsServer
 from ordo.kit.settings import NatsSettings
 from ordo.kit.testing import eventually
 
@@ -76,14 +76,6 @@ def test_new_paper_accounts_trade_at_the_prices_the_quotes_show() -> None:
     assert prices.origin == ORIGIN - timedelta(hours=1)
     for symbol in PAPER_SYMBOLS:
         assert venue.price(symbol, clock.now) == paper_quote(prices, symbol, clock.now).last
-
-
-@pytest.fixture
-async def own_nats(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    # A server of its own: the MARKET stream holds this test's quotes only.
-    server = NatsServer(tmp_path / "nats", NatsCredentials.generate()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ def test_the_documented_happy_paths_are_allowed() -> None:
         [S.INITIALIZED, S.SUBMITTED, S.ACCEPTED, S.EXPIRED],
         [S.INITIALIZED, S.SUBMITTED, S.ACCEPTED, S.TRIGGERED, S.FILLED],
         [S.INITIALIZED, S.SUBMITTED, S.ACCEPTED, S.PENDING_UPDATE, S.ACCEPTED],
+        [S.INITIALIZED, S.CANCELED],  # an emulated order, canceled while the OMS held it
+        [S.INITIALIZED, S.EXPIRED],  # ... or expired before its trigger
     ]
     for path in paths:
         current = path[0]

@@ -115,10 +115,22 @@ def test_a_quote_size_without_a_reference_price_is_refused() -> None:
         plan_orders(intent, None, RULES, order_ids())
 
 
-@pytest.mark.parametrize("unit", [SizeUnit.PERCENT_EQUITY, SizeUnit.RISK])
-def test_sizing_by_equity_or_risk_is_not_supported_yet(unit: SizeUnit) -> None:
-    with pytest.raises(PlanningError, match="not supported yet"):
+@pytest.mark.parametrize(
+    ("unit", "missing"),
+    [(SizeUnit.PERCENT_EQUITY, "needs the account's equity"), (SizeUnit.RISK, "needs a stop")],
+)
+def test_sizing_by_equity_or_risk_without_its_input_is_refused(
+    unit: SizeUnit, missing: str
+) -> None:
+    with pytest.raises(PlanningError, match=missing):
         plan_orders(signal(Intent.ENTER_LONG, (unit, "1")), None, RULES, order_ids())
+
+
+def test_an_entry_sized_by_percent_of_equity_spends_that_share_of_the_equity() -> None:
+    intent = signal(Intent.ENTER_LONG, (SizeUnit.PERCENT_EQUITY, "10"))
+    (order,) = plan_orders(intent, None, RULES, order_ids(), equity=D("10000"))
+    assert order.reference_price is not None
+    assert order.quantity * order.reference_price <= D("1000")
 
 
 def test_an_entry_needs_a_size() -> None:

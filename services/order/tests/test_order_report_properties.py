@@ -10,7 +10,7 @@ from order_domain_builders import LATER, NOW, fill, new_order, report, submitted
 
 from ordo.contracts.enums import ExecutionStatus, OrderStatus
 from ordo.contracts.execution import ExecutionReport, Fill
-from ordo.order.domain import InvalidTransition, Order, can_transition
+from ordo.order.domain import InvalidTransition, Order, Position, can_transition
 
 QUANTITY = Decimal("3")
 HALF = Decimal("0.5")
@@ -195,3 +195,47 @@ def test_any_subset_of_fill_reports_shows_the_furthest_cumulative_and_its_fills_
     assert order.average_fill_price == notional / fills_quantity
     expected = OrderStatus.FILLED if furthest == quantity else OrderStatus.PARTIALLY_FILLED
     assert order.status is expected
+
+
+def settle_all(order: Order, reports: Sequence[ExecutionReport]) -> Position:
+    """Apply reports as the handler does: every fill the order had not seen moves the position."""
+    position = Position.flat(order.account, order.strategy, order.venue, order.symbol, NOW)
+    for each in reports:
+        applied = order.apply_report(each, NOW)
+        if applied.new_fill is not None:
+            fill = applied.new_fill
+            position.apply_fill(order.side, fill.quantity, fill.price, fill.fee, NOW)
+    return position
+
+
+@given(fill_sequences(), st.data())
+def test_any_arrival_order_with_duplicates_ends_in_the_same_order_and_position(
+    fills: list[Fill], data: st.DataObject
+) -> None:
+    quantity = sum((f.quantity for f in fills), Decimal(0))
+    in_order, shuffled = submitted_order(quantity=quantity), submitted_order(quantity=quantity)
+    accepted = report(in_order, ExecutionStatus.ACCEPTED, Decimal(0))
+    reports = [accepted, *venue_reports(in_order, fills)]
+    arrival = data.draw(st.permutations(reports))
+    duplicates = data.draw(st.lists(st.sampled_from(reports), max_size=4))
+    mixed = data.draw(st.permutations([*arrival, *duplicates]))
+
+    expected_position = settle_all(in_order, reports)
+    position = settle_all(shuffled, mixed)
+
+    assert (shuffled.status, shuffled.filled_quantity, shuffled.fees, shuffled.fill_ids) == (
+        in_order.status,
+        in_order.filled_quantity,
+        in_order.fees,
+        in_order.fill_ids,
+    )
+    assert shuffled.average_fill_price == in_order.average_fill_price
+    assert (position.quantity, position.fees, position.realised_pnl) == (
+        expected_position.quantity,
+        expected_position.fees,
+        expected_position.realised_pnl,
+    )
+    # The running average divides once per fill in Decimal's 28 significant digits, so the
+    # order of the fills can move its last digit; the store keeps 18 decimal places.
+    assert position.average_entry is not None and expected_position.average_entry is not None
+    assert abs(position.average_entry - expected_position.average_entry) < Decimal("1e-20")

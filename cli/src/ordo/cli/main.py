@@ -22,9 +22,8 @@ from rich.markup import escape
 
 from ordo.cli import client, jaeger, spans, venues, views
 from ordo.cli.errors import CliError, InvalidInput, NothingFound
-from ordo.contracts.enums import Intent, OrderStatus, Side, SizeUnit, TradingState
+from ordo.contracts.enums import Intent, Side, SizeUnit, TradingState
 from ordo.contracts.envelope import new_message_id
-from ordo.contracts.queries import OrdersView, PositionsView, QueryOrders, QueryPositions
 from ordo.contracts.risk import SetTradingState
 from ordo.contracts.signals import SignalRequest, Size
 from ordo.contracts.subjects import DEAD_LETTER_STREAM, Service
@@ -311,74 +310,6 @@ def send_signal(
             typer.echo(json.dumps(answer, default=str))
 
 
-# -- ordo orders / positions --------------------------------------------------------------------
-@app.command()
-def orders(
-    account: Annotated[str | None, typer.Option("--account", "-a")] = None,
-    signal_id: Annotated[str | None, typer.Option("--signal", help="A signal id.")] = None,
-    order_id: Annotated[str | None, typer.Option("--order", help="An order id.")] = None,
-    order_status: Annotated[OrderStatus | None, typer.Option("--status")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 100,
-    var_dir: VarDir = client.DEFAULT_VAR_DIR,
-    as_json: AsJson = False,
-    timeout: Timeout = 5.0,
-) -> None:
-    """Orders as the order service knows them: by account, signal, order or status."""
-    with reporting_errors():
-        query = build(
-            QueryOrders,
-            correlation_id=new_message_id(),
-            producer=OPERATOR,
-            account=account,
-            order_id=order_id,
-            signal_id=signal_id,
-            status=order_status,
-            limit=limit,
-        )
-        view = asyncio.run(_query(var_dir, query, OrdersView, timeout))
-        if as_json:
-            print_json([order.model_dump(mode="json") for order in view.orders])
-        else:
-            out().print(views.orders_table(view.orders))
-
-
-@app.command()
-def positions(
-    account: Annotated[str | None, typer.Option("--account", "-a")] = None,
-    venue: Annotated[str | None, typer.Option("--venue")] = None,
-    include_flat: Annotated[bool, typer.Option("--all", help="Include flat positions.")] = False,
-    var_dir: VarDir = client.DEFAULT_VAR_DIR,
-    as_json: AsJson = False,
-    timeout: Timeout = 5.0,
-) -> None:
-    """Positions per account, strategy and symbol."""
-    with reporting_errors():
-        query = build(
-            QueryPositions,
-            correlation_id=new_message_id(),
-            producer=OPERATOR,
-            account=account,
-            venue=venue,
-            include_flat=include_flat,
-        )
-        view = asyncio.run(_query(var_dir, query, PositionsView, timeout))
-        if as_json:
-            print_json([position.model_dump(mode="json") for position in view.positions])
-        else:
-            out().print(views.positions_table(view.positions))
-
-
-async def _query(
-    var_dir: Path,
-    query: QueryOrders | QueryPositions,
-    reply_type: type[client.M],
-    timeout: float,
-) -> client.M:
-    info = client.find_stack(var_dir)
-    async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
-        return await client.ask(session, query, reply_type, timeout)
-
-
 # -- ordo halt / reduce / resume ----------------------------------------------------------------
 def _set_trading_state(
     state: TradingState,
@@ -523,4 +454,7 @@ def trace(
 
 # Commands in modules of their own: each registers itself on `app` and uses the options above,
 # hence imported last.
+from ordo.cli import groups as _groups  # noqa: E402, F401
+from ordo.cli import portfolio as _portfolio  # noqa: E402, F401
 from ordo.cli import report as _report  # noqa: E402, F401
+from ordo.cli import risk as _risk  # noqa: E402, F401

@@ -10,8 +10,9 @@ from rich.text import Text
 
 from ordo.cli.client import Readiness, ServiceEntry, StreamCount
 from ordo.cli.spans import Trace, bar_cells
-from ordo.contracts.enums import OrderStatus
+from ordo.contracts.enums import OrderStatus, SignalOutcome
 from ordo.contracts.orders import OrderView, PositionView
+from ordo.contracts.queries import PnlTotals, RebalanceView, SignalOutcomeView
 from ordo.contracts.subjects import DEAD_LETTER_STREAM
 
 SERVICE_COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan")
@@ -52,7 +53,7 @@ def orders_table(orders: Sequence[OrderView]) -> Table:
             order.venue,
             order.symbol,
             Text(str(order.side), style="green" if order.side == "buy" else "red"),
-            str(order.order_type) + (" reduce-only" if order.reduce_only else ""),
+            _order_type(order),
             amount(order.quantity),
             amount(order.filled_quantity),
             amount(order.average_fill_price),
@@ -62,16 +63,35 @@ def orders_table(orders: Sequence[OrderView]) -> Table:
     return table
 
 
+def _order_type(order: OrderView) -> str:
+    text = str(order.order_type)
+    if order.time_in_force is not None:
+        text += f" {order.time_in_force.upper()}"
+    if order.reduce_only:
+        text += " reduce-only"
+    if order.post_only:
+        text += " post-only"
+    if order.emulated:
+        # Held by the OMS until its trigger; released as a plain order after.
+        text += " (held)" if order.is_held else " (emulated)"
+    return text
+
+
+def _pnl(value: Decimal | None) -> Text:
+    if value is None:
+        return Text("no mark", style="dim")
+    return Text(amount(value), style="green" if value > 0 else "red" if value < 0 else "")
+
+
 def positions_table(positions: Sequence[PositionView]) -> Table:
     table = Table(title=f"Positions ({len(positions)})", title_justify="left")
     for column in ("account", "strategy", "venue", "symbol"):
         table.add_column(column)
-    for column in ("quantity", "avg entry", "realised pnl", "fees"):
+    for column in ("quantity", "avg entry", "mark", "unrealised", "realised pnl", "fees"):
         table.add_column(column, justify="right")
     table.add_column("updated (UTC)")
     for position in positions:
         side_style = "green" if position.quantity > 0 else "red" if position.quantity < 0 else "dim"
-        pnl_style = "green" if position.realised_pnl > 0 else "red" if position.realised_pnl else ""
         table.add_row(
             position.account,
             position.strategy,
@@ -79,9 +99,83 @@ def positions_table(positions: Sequence[PositionView]) -> Table:
             position.symbol,
             Text(amount(position.quantity), style=side_style),
             amount(position.average_entry),
-            Text(amount(position.realised_pnl), style=pnl_style),
+            amount(position.mark_price),
+            _pnl(position.unrealised_pnl) if position.quantity else Text(""),
+            _pnl(position.realised_pnl),
             amount(position.fees),
             moment(position.updated_at),
+        )
+    return table
+
+
+def totals_table(totals: Sequence[PnlTotals]) -> Table:
+    table = Table(title="P&L totals", title_justify="left")
+    table.add_column("account")
+    table.add_column("strategy")
+    for column in ("realised (after fees)", "unrealised", "fees", "unmarked"):
+        table.add_column(column, justify="right")
+    for total in totals:
+        table.add_row(
+            total.account,
+            total.strategy or Text("(all)", style="bold"),
+            _pnl(total.realised_pnl),
+            _pnl(total.unrealised_pnl),
+            amount(total.fees),
+            Text(str(total.unmarked_positions), style="yellow" if total.unmarked_positions else ""),
+        )
+    return table
+
+
+_OUTCOME_STYLES = {
+    SignalOutcome.PLANNED: "green",
+    SignalOutcome.UNPLANNABLE: "red",
+    SignalOutcome.REFUSED: "red",
+    SignalOutcome.DENIED: "red",
+    SignalOutcome.QUEUED: "yellow",
+}
+
+
+def signals_table(signals: Sequence[SignalOutcomeView]) -> Table:
+    table = Table(title=f"Signals ({len(signals)})", title_justify="left")
+    for column in ("signal", "account", "strategy", "venue", "symbol", "intent", "outcome"):
+        table.add_column(column, no_wrap=column == "signal")
+    table.add_column("reason")
+    table.add_column("recorded (UTC)")
+    for signal in signals:
+        table.add_row(
+            signal.signal_id,
+            signal.account,
+            signal.strategy,
+            signal.venue,
+            signal.symbol,
+            signal.intent.value,
+            Text(signal.outcome.value, style=_OUTCOME_STYLES.get(signal.outcome, "")),
+            signal.reason or "",
+            moment(signal.recorded_at),
+        )
+    return table
+
+
+_PHASE_STYLES = {"done": "green", "refused": "red", "selling": "yellow", "buying": "cyan"}
+
+
+def rebalances_table(rebalances: Sequence[RebalanceView]) -> Table:
+    table = Table(title=f"Rebalances ({len(rebalances)})", title_justify="left")
+    for column in ("rebalance", "account", "strategy", "venue", "targets", "reserve", "phase"):
+        table.add_column(column, no_wrap=column == "rebalance")
+    table.add_column("detail")
+    table.add_column("updated (UTC)")
+    for rebalance in rebalances:
+        table.add_row(
+            rebalance.rebalance_id,
+            rebalance.account,
+            rebalance.strategy,
+            rebalance.venue,
+            " ".join(f"{t.symbol}={amount(t.weight)}" for t in rebalance.targets),
+            amount(rebalance.reserve),
+            Text(rebalance.phase, style=_PHASE_STYLES.get(rebalance.phase, "")),
+            rebalance.detail or "",
+            moment(rebalance.updated_at),
         )
     return table
 

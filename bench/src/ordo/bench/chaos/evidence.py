@@ -1,8 +1,7 @@
 """What the system itself says, gathered as the admin user once the load has stopped.
 
-* The OMS: its orders (``query.orders.v1``) and positions (``query.positions.v1``), and what it
-  recorded for every signal it consumed (planned, or why it could not be planned). No query
-  carries the latter yet, so it is read from the OMS's own store (read-only).
+* The OMS: its orders (``query.orders.v1``), positions (``query.positions.v1``) and what it made
+  of every signal it consumed (``query.signals.v1``: planned, or why it made no order).
 * The venue: its snapshot (``exec.snapshot.v1``), and the execution reports in the EXEC stream.
 * The streams: the accepted signals, the reconciler's runs and discrepancies, the dead letters.
 * The spans the execution service exported: the venue calls that failed, and why.
@@ -22,12 +21,11 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from pydantic import ValidationError
-from sqlalchemy import create_engine, select
 
 from ordo.bench.chaos.plan import ACCOUNT, NON_TERMINAL
 from ordo.bench.chaos.streams import StoredMessage, originals, read_subject
 from ordo.cli.spans import read_span_files
-from ordo.contracts.enums import BreakerState, ReconciliationOutcome
+from ordo.contracts.enums import BreakerState, ReconciliationOutcome, SignalOutcome
 from ordo.contracts.envelope import Message, new_message_id
 from ordo.contracts.execution import (
     ExecutionReport,
@@ -36,12 +34,18 @@ from ordo.contracts.execution import (
     VenueStatusChanged,
 )
 from ordo.contracts.orders import OrderView, PositionView
-from ordo.contracts.queries import OrdersView, PositionsView, QueryOrders, QueryPositions
+from ordo.contracts.queries import (
+    OrdersView,
+    PositionsView,
+    QueryOrders,
+    QueryPositions,
+    QuerySignals,
+    SignalsView,
+)
 from ordo.contracts.reconciliation import DiscrepancyFound, ReconciliationCompleted
 from ordo.contracts.signals import SignalAccepted
-from ordo.contracts.subjects import MESSAGE_SUBJECTS, REPLIES, Service, Subject, subject_of
+from ordo.contracts.subjects import MESSAGE_SUBJECTS, REPLIES, Subject, subject_of
 from ordo.execution.venues.paper import VENUE_NAME as PAPER_VENUE
-from ordo.order.store import signal_outcomes
 
 R = TypeVar("R", bound=Message)
 PRODUCER = "chaos"  # the envelope's producer of the run's requests
@@ -49,6 +53,7 @@ REQUEST_TIMEOUT = 5.0
 POLL_INTERVAL = 0.5
 QUERY_CONCURRENCY = 16
 MAX_ORDERS_PER_SIGNAL = 1000  # the most one query answers
+SIGNALS_PER_PAGE = 500  # a page of signal outcomes stays well under NATS's 1 MB payload
 # How the paper venue marks the faults it injects, and the breaker its refusals.
 INJECTED = "(injected)"
 BREAKER_OPEN = "CircuitOpenError"
@@ -64,7 +69,6 @@ class SystemView:
     def __init__(self, nc: NatsClient, var_dir: Path) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
-        self._order_store = var_dir / "data" / f"{Service.ORDER}.db"
         self._spans_dir = var_dir / "spans"
 
     # -- requests ------------------------------------------------------------------------------
@@ -123,22 +127,22 @@ class SystemView:
         return {position.symbol: position.quantity for position in reply.positions}
 
     # -- the OMS's record of each signal ---------------------------------------------------------
-    async def signal_outcomes(self) -> dict[str, str]:
-        """signal id → what the OMS recorded for it (``planned`` / ``unplannable``)."""
-        return await asyncio.to_thread(self._read_signal_outcomes)
-
-    def _read_signal_outcomes(self) -> dict[str, str]:
-        if not self._order_store.exists():
-            return {}
-        # Read-only: the OMS is the only writer of its store.
-        url = f"sqlite:///file:{self._order_store}?mode=ro&uri=true"
-        engine = create_engine(url)
-        try:
-            with engine.connect() as connection:
-                query = select(signal_outcomes.c.signal_id, signal_outcomes.c.outcome)
-                return {row.signal_id: row.outcome for row in connection.execute(query)}
-        finally:
-            engine.dispose()
+    async def signal_outcomes(self) -> dict[str, SignalOutcome]:
+        """signal id → what the OMS made of it, paged back from the newest until a short page."""
+        found: dict[str, SignalOutcome] = {}
+        cursor: str | None = None
+        while True:
+            query = QuerySignals(
+                correlation_id=new_message_id(),
+                producer=PRODUCER,
+                limit=SIGNALS_PER_PAGE,
+                after_signal_id=cursor,
+            )
+            page = (await self.ask(query, SignalsView)).signals
+            found.update((signal.signal_id, signal.outcome) for signal in page)
+            if len(page) < SIGNALS_PER_PAGE:
+                return found
+            cursor = page[-1].signal_id
 
     # -- streams -------------------------------------------------------------------------------
     async def accepted_signals(self) -> dict[str, SignalAccepted]:
@@ -258,7 +262,7 @@ class Evidence:
 
     sent_ids: set[str]  # the signal ids the intake answered with
     announced: dict[str, SignalAccepted]  # signal.accepted.v1, by signal id
-    outcomes: dict[str, str]  # the OMS's record per signal id
+    outcomes: dict[str, SignalOutcome]  # what the OMS made of each signal, by signal id
     orders: dict[str, tuple[OrderView, ...]]  # by signal id
     positions: tuple[PositionView, ...]
     venue_positions: dict[str, Decimal] | None  # None: the venue could not be asked

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ordo.bench.chaos.evidence import Evidence
-from ordo.contracts.enums import Intent
+from ordo.contracts.enums import Intent, SignalOutcome
 from ordo.contracts.orders import OrderView
 from ordo.contracts.subjects import Subject
 from ordo.execution.venues.paper import VENUE_NAME as PAPER_VENUE
@@ -26,8 +26,11 @@ GAVE_UP_ERRORS = (
     "OutcomeUnknown",
     "PoisonMessage: delivered",
 )
-UNPLANNABLE = "unplannable"  # the OMS's record of a signal it could not turn into orders
-PLANNED = "planned"
+# What the OMS made of a signal, split by whether it made orders: a signal it planned has orders
+# (the risk gate may have denied them all); one it could not plan, refused, or left queued or
+# dequeued in the execution pool has none, and that is its terminal outcome.
+WITH_ORDERS = frozenset({SignalOutcome.PLANNED, SignalOutcome.DENIED})
+WITHOUT_ORDERS = frozenset(SignalOutcome) - WITH_ORDERS
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,11 @@ def _outcome_problems(evidence: Evidence, signal_id: str) -> list[tuple[str, lis
     order_ids = [order.order_id for order in orders]
     if recorded is None:
         problems.append(("lost: the OMS has no record of it", order_ids))
-    elif recorded == UNPLANNABLE and orders:
-        problems.append((f"recorded as unplannable, yet it has {len(orders)} order(s)", order_ids))
-    elif recorded == PLANNED and not orders:
-        problems.append(("lost: planned, but no order of it exists", []))
+    elif recorded in WITHOUT_ORDERS and orders:
+        text = f"recorded as {recorded.value}, yet it has {len(orders)} order(s)"
+        problems.append((text, order_ids))
+    elif recorded in WITH_ORDERS and not orders:
+        problems.append((f"lost: {recorded.value}, but no order of it exists", []))
     if len(orders) > most_orders(intent):
         text = f"doubled: {len(orders)} orders ({', '.join(order_ids)}) for one {intent} signal"
         problems.append((text, order_ids))
@@ -102,9 +106,10 @@ def _outcome_problems(evidence: Evidence, signal_id: str) -> list[tuple[str, lis
 
 
 def _outcome_of(evidence: Evidence, signal_id: str) -> str:
+    """What became of a signal without problems: its orders' statuses, or why it has none."""
     orders = evidence.orders.get(signal_id, ())
     if not orders:
-        return UNPLANNABLE
+        return evidence.outcomes[signal_id].value
     return "+".join(sorted(order.status.value for order in orders))
 
 

@@ -101,6 +101,45 @@ class ExecutionStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class GroupStatus(StrEnum):
+    """A position group's life: queued for a pool slot, trading, exiting, done."""
+
+    WAITING = "waiting"
+    LIVE = "live"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class GroupOrderRole(StrEnum):
+    """What an order does for its position group."""
+
+    BASE = "base"  # the first entry
+    DCA = "dca"  # a limit order at a level of the grid
+    PYRAMID = "pyramid"  # a further entry from an add signal
+    TAKE_PROFIT_LEG = "take_profit_leg"  # one filled entry's own take-profit
+    TAKE_PROFIT = "take_profit"  # the aggregate take-profit of the group
+    STOP_LOSS = "stop_loss"
+    CLOSE = "close"  # the reduce-only close of an exit signal
+
+
+class TakeProfitMode(StrEnum):
+    PER_LEG = "per_leg"  # each filled entry its own take-profit from its own fill
+    AGGREGATE = "aggregate"  # one take-profit from the group's average entry
+    HYBRID = "hybrid"  # per-leg take-profits on the DCA legs, an aggregate one for the rest
+
+
+class SignalOutcome(StrEnum):
+    """What the OMS made of an accepted signal. Every value but DENIED is recorded when the signal
+    is handled; DENIED is read from its orders: the risk gate decides after the OMS has planned."""
+
+    PLANNED = "planned"  # orders proposed to the risk gate
+    UNPLANNABLE = "unplannable"  # no order could be made (no market rules, below the minimum...)
+    REFUSED = "refused"  # the OMS refused it: the trading state, the pyramid limit...
+    QUEUED = "queued"  # a position group's entry waiting for a pool slot
+    DEQUEUED = "dequeued"  # a queued entry removed by an exit signal of its symbol
+    DENIED = "denied"  # planned, but the risk gate denied every order
+
+
 class TradingState(StrEnum):
     ACTIVE = "active"
     REDUCING = "reducing"  # only orders that reduce exposure

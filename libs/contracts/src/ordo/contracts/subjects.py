@@ -14,12 +14,40 @@ from ordo.contracts.execution import (
     VenueSnapshot,
     VenueStatusChanged,
 )
+from ordo.contracts.groups import GroupsView, QueryGroups, QueryQueue, QueueView
 from ordo.contracts.market import MarketQuote
-from ordo.contracts.orders import CancelOrder, OrderProposed, OrderUpdated, PositionChanged
-from ordo.contracts.queries import OrdersView, PositionsView, QueryOrders, QueryPositions
+from ordo.contracts.orders import (
+    CancelOrder,
+    OrderProposed,
+    OrderUpdated,
+    PositionChanged,
+    RebalancePortfolio,
+)
+from ordo.contracts.queries import (
+    OrdersView,
+    PositionsView,
+    QueryOrders,
+    QueryPositions,
+    QueryRebalances,
+    QuerySignals,
+    RebalancesView,
+    SignalsView,
+)
 from ordo.contracts.reconciliation import DiscrepancyFound, ReconciliationCompleted
 from ordo.contracts.reports import DailyReportView, QueryDailyReport
-from ordo.contracts.risk import OrderApproved, OrderDenied, SetTradingState, TradingStateChanged
+from ordo.contracts.risk import (
+    OrderApproved,
+    OrderDenied,
+    QueryRiskAudit,
+    QueryRiskDecisions,
+    QueryRiskLimits,
+    RiskAuditView,
+    RiskDecisionsView,
+    RiskLimitsView,
+    SetRiskLimits,
+    SetTradingState,
+    TradingStateChanged,
+)
 from ordo.contracts.signals import SignalAccepted, SignalRejected, SubmitSignal
 
 
@@ -41,6 +69,7 @@ class Subject(StrEnum):
     ORDER_CANCEL = "order.cancel.v1"
     ORDER_UPDATED = "order.updated.v1"
     POSITION_CHANGED = "position.changed.v1"
+    ORDER_REBALANCE = "order.rebalance.v1"
     RISK_APPROVED = "risk.approved.v1"
     RISK_DENIED = "risk.denied.v1"
     RISK_STATE = "risk.state.v1"
@@ -50,12 +79,20 @@ class Subject(StrEnum):
     RECON_RUN = "recon.run.v1"
     RECON_DISCREPANCY = "recon.discrepancy.v1"
     OPS_SET_TRADING_STATE = "ops.risk.set_state.v1"
+    OPS_SET_RISK_LIMITS = "ops.risk.set_limits.v1"
     # Request/reply over core NATS: never captured by a stream (a stream would answer the request
     # with its publish acknowledgement instead of the service's reply).
     EXEC_SNAPSHOT = "exec.snapshot.v1"
     QUERY_ORDERS = "query.orders.v1"
     QUERY_POSITIONS = "query.positions.v1"
+    QUERY_GROUPS = "query.groups.v1"
+    QUERY_QUEUE = "query.queue.v1"
+    QUERY_SIGNALS = "query.signals.v1"
+    QUERY_REBALANCES = "query.rebalances.v1"
     QUERY_REPORT = "query.report.v1"
+    QUERY_RISK_DECISIONS = "query.risk.decisions.v1"
+    QUERY_RISK_AUDIT = "query.risk.audit.v1"
+    QUERY_RISK_LIMITS = "query.risk.limits.v1"
     # Every dead letter, whichever service gave up on it (raw messages, headers say why).
     DEAD_LETTERS = "dlq.>"
 
@@ -91,8 +128,9 @@ STREAMS: tuple[StreamSpec, ...] = (
             Subject.ORDER_CANCEL,
             Subject.ORDER_UPDATED,
             Subject.POSITION_CHANGED,
+            Subject.ORDER_REBALANCE,
         ),
-        description="The OMS's proposals, cancels, order and position changes",
+        description="The OMS's proposals, cancels, order and position changes; rebalances",
     ),
     StreamSpec(
         "RISK",
@@ -118,7 +156,11 @@ STREAMS: tuple[StreamSpec, ...] = (
         (Subject.RECON_RUN, Subject.RECON_DISCREPANCY),
         description="Reconciliation runs and discrepancies",
     ),
-    StreamSpec("OPS", (Subject.OPS_SET_TRADING_STATE,), description="Operator commands"),
+    StreamSpec(
+        "OPS",
+        (Subject.OPS_SET_TRADING_STATE, Subject.OPS_SET_RISK_LIMITS),
+        description="Operator commands",
+    ),
     StreamSpec(
         DEAD_LETTER_STREAM,
         (f"{DEAD_LETTER_PREFIX}.>",),
@@ -137,6 +179,7 @@ MESSAGE_SUBJECTS: dict[type[Message], Subject] = {
     CancelOrder: Subject.ORDER_CANCEL,
     OrderUpdated: Subject.ORDER_UPDATED,
     PositionChanged: Subject.POSITION_CHANGED,
+    RebalancePortfolio: Subject.ORDER_REBALANCE,
     OrderApproved: Subject.RISK_APPROVED,
     OrderDenied: Subject.RISK_DENIED,
     TradingStateChanged: Subject.RISK_STATE,
@@ -146,17 +189,32 @@ MESSAGE_SUBJECTS: dict[type[Message], Subject] = {
     ReconciliationCompleted: Subject.RECON_RUN,
     DiscrepancyFound: Subject.RECON_DISCREPANCY,
     SetTradingState: Subject.OPS_SET_TRADING_STATE,
+    SetRiskLimits: Subject.OPS_SET_RISK_LIMITS,
     RequestVenueSnapshot: Subject.EXEC_SNAPSHOT,
     QueryOrders: Subject.QUERY_ORDERS,
     QueryPositions: Subject.QUERY_POSITIONS,
+    QueryGroups: Subject.QUERY_GROUPS,
+    QueryQueue: Subject.QUERY_QUEUE,
+    QuerySignals: Subject.QUERY_SIGNALS,
+    QueryRebalances: Subject.QUERY_REBALANCES,
     QueryDailyReport: Subject.QUERY_REPORT,
+    QueryRiskDecisions: Subject.QUERY_RISK_DECISIONS,
+    QueryRiskAudit: Subject.QUERY_RISK_AUDIT,
+    QueryRiskLimits: Subject.QUERY_RISK_LIMITS,
 }
 
 REPLIES: dict[type[Message], type[Message]] = {
     RequestVenueSnapshot: VenueSnapshot,
     QueryOrders: OrdersView,
     QueryPositions: PositionsView,
+    QueryGroups: GroupsView,
+    QueryQueue: QueueView,
+    QuerySignals: SignalsView,
+    QueryRebalances: RebalancesView,
     QueryDailyReport: DailyReportView,
+    QueryRiskDecisions: RiskDecisionsView,
+    QueryRiskAudit: RiskAuditView,
+    QueryRiskLimits: RiskLimitsView,
 }
 """Request message → the reply message its responder sends back."""
 
@@ -165,7 +223,14 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     VenueSnapshot,
     OrdersView,
     PositionsView,
+    SignalsView,
+    RebalancesView,
+    GroupsView,
+    QueueView,
     DailyReportView,
+    RiskDecisionsView,
+    RiskAuditView,
+    RiskLimitsView,
 )
 
 
@@ -223,17 +288,41 @@ ROUTES: dict[Service, Routes] = {
             Subject.RISK_DENIED,
             Subject.EXEC_REPORT,
             Subject.MARKET_QUOTE,
+            Subject.ORDER_REBALANCE,
+            Subject.RISK_STATE,
         ),
-        replies=(Subject.QUERY_ORDERS, Subject.QUERY_POSITIONS),
+        replies=(
+            Subject.QUERY_ORDERS,
+            Subject.QUERY_POSITIONS,
+            Subject.QUERY_SIGNALS,
+            Subject.QUERY_REBALANCES,
+            Subject.QUERY_GROUPS,
+            Subject.QUERY_QUEUE,
+        ),
     ),
     Service.RISK: Routes(
-        publishes=(Subject.RISK_APPROVED, Subject.RISK_DENIED, Subject.RISK_STATE),
+        publishes=(
+            Subject.RISK_APPROVED,
+            Subject.RISK_DENIED,
+            Subject.RISK_STATE,
+            # The loser/winner offset closes positions through the signal service and the OMS.
+            Subject.SIGNAL_SUBMIT,
+        ),
         consumes=(
             Subject.ORDER_PROPOSED,
             Subject.ORDER_UPDATED,
             Subject.POSITION_CHANGED,
             Subject.OPS_SET_TRADING_STATE,
             Subject.MARKET_QUOTE,
+            Subject.OPS_SET_RISK_LIMITS,
+            Subject.RECON_DISCREPANCY,
+        ),
+        # At start-up, the OMS's positions: the projection may lack some (see risk's app.py).
+        requests=(Subject.QUERY_POSITIONS,),
+        replies=(
+            Subject.QUERY_RISK_DECISIONS,
+            Subject.QUERY_RISK_AUDIT,
+            Subject.QUERY_RISK_LIMITS,
         ),
     ),
     Service.EXECUTION: Routes(
@@ -259,12 +348,24 @@ ROUTES: dict[Service, Routes] = {
         replies=(Subject.QUERY_REPORT,),
     ),
     Service.OPERATOR: Routes(
-        publishes=(Subject.SIGNAL_SUBMIT, Subject.OPS_SET_TRADING_STATE),
+        publishes=(
+            Subject.SIGNAL_SUBMIT,
+            Subject.OPS_SET_TRADING_STATE,
+            Subject.ORDER_REBALANCE,
+            Subject.OPS_SET_RISK_LIMITS,
+        ),
         requests=(
             Subject.QUERY_ORDERS,
             Subject.QUERY_POSITIONS,
+            Subject.QUERY_SIGNALS,
+            Subject.QUERY_REBALANCES,
             Subject.EXEC_SNAPSHOT,
             Subject.QUERY_REPORT,
+            Subject.QUERY_RISK_DECISIONS,
+            Subject.QUERY_RISK_AUDIT,
+            Subject.QUERY_RISK_LIMITS,
+            Subject.QUERY_GROUPS,
+            Subject.QUERY_QUEUE,
         ),
     ),
 }

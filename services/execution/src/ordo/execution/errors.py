@@ -75,6 +75,14 @@ class OrderRejected(BusinessVenueError):
     default_message = "the venue rejected the order"
 
 
+class UnexplainedRefusal(OrderRejected):
+    """The venue answered with an error no translation explains (ccxt's bare ``ExchangeError``,
+    for an error code ccxt does not know): most likely a refusal, but not provably one, so a
+    create that meets it is only rejected once a lookup shows the venue does not hold the order."""
+
+    default_message = "the venue answered with an error it did not explain"
+
+
 class OrderNotFound(BusinessVenueError):
     default_message = "the venue does not know this order"
 

@@ -12,13 +12,17 @@ yet.
 
 A create the breaker refuses is rejected at once (it was not sent): a market order is not held
 back to go out late. Refused credentials halt new orders to the venue account (see ``health``).
+A refusal the venue does not explain (an error code ccxt does not know) is rejected only once a
+lookup shows that the venue does not hold the order.
 
 An approval is never left to the dead-letter stream while its order could be settled: on its last
 delivery attempt (``tx.last_attempt``) a failure to place the order, or to resolve an unknown
 outcome, ends in a lookup (tried until the lease's time is up): the venue holds the order, and
-what it says is reported; it does not, and the order is rejected. Only an order that cannot even
-be looked up is left to the dead letter, and to the follow-up job, which gives it up once the
-venue says it does not hold it.
+what it says is reported; it does not, and the order is rejected. A create that fails with an
+unknown outcome on that attempt is looked up until the lease's time is up even while the venue
+says "not found": a venue may still be taking the order, or show it late. Only an order that
+cannot even be looked up is left to the dead letter, and to the follow-up job, which gives it up
+once the venue says it does not hold it.
 """
 
 import asyncio
@@ -46,6 +50,7 @@ from ordo.execution.errors import (
     DuplicateOrder,
     OrderNotFound,
     TransientVenueError,
+    UnexplainedRefusal,
     UnknownOutcome,
     UnknownVenue,
 )
@@ -208,6 +213,8 @@ class Execution:
             await self._reject(approved, submission, str(exc), tx)
         except DuplicateOrder as exc:
             await self._resolve_unknown(approved, submission, exc, tx, patience)
+        except UnexplainedRefusal as exc:
+            await self._confirm_refusal(approved, submission, exc, tx, patience)
         except BusinessVenueError as exc:
             log.info("the venue rejected the order", reason=str(exc))
             await self._reject(approved, submission, str(exc), tx)
@@ -232,11 +239,35 @@ class Execution:
         else:
             await self._report(tx, submission, order, cause=approved)
 
+    async def _confirm_refusal(
+        self,
+        approved: OrderApproved,
+        submission: Submission,
+        refusal: UnexplainedRefusal,
+        tx: Transaction,
+        patience: float | None,
+    ) -> None:
+        """The venue said no without saying why: reject the order only if it does not hold it.
+
+        The venue answered, so "not found" is believed at once; a lookup that fails leaves the
+        outcome unknown (looked up again, never created again).
+        """
+        log.warning("the venue refused the order unexplained; looking it up", error=str(refusal))
+        try:
+            order = await self._look_up(submission, patience)
+        except (TransientVenueError, CircuitOpenError):
+            await self._resolve_unknown(approved, submission, refusal, tx, patience)
+            return
+        if order is None:
+            await self._reject(approved, submission, str(refusal), tx)
+        else:
+            await self._report(tx, submission, order, cause=approved)
+
     async def _resolve_unknown(
         self,
         approved: OrderApproved,
         submission: Submission,
-        exc: UnknownOutcome | DuplicateOrder,
+        exc: UnknownOutcome | DuplicateOrder | UnexplainedRefusal,
         tx: Transaction,
         patience: float | None,
     ) -> None:
@@ -250,7 +281,7 @@ class Execution:
             claimed_until=None,
         )
         await self._outbox.checkpoint(tx)
-        order = await self._look_up(submission, patience)
+        order = await self._look_up(submission, patience, just_sent=True)
         if order is None and patience is not None:
             await self._reject(approved, submission, _not_held(submission), tx)
             return
@@ -284,11 +315,15 @@ class Execution:
         else:
             await self._report(tx, submission, order, cause=approved)
 
-    async def _look_up(self, submission: Submission, patience: float | None) -> VenueOrder | None:
+    async def _look_up(
+        self, submission: Submission, patience: float | None, *, just_sent: bool = False
+    ) -> VenueOrder | None:
         """The order as the venue holds it, or None if the venue never received it.
 
         ``patience`` (the approval's last attempt): until then (event loop time), a lookup the
-        venue or its breaker turns away is tried again; then its error is raised.
+        venue or its breaker turns away is tried again; then its error is raised. ``just_sent``:
+        a create that may have placed the order has just failed, and a venue may still be
+        taking it, or show it late: "not found" is only believed once the patience is spent.
         """
         loop = asyncio.get_running_loop()
         while True:
@@ -297,7 +332,8 @@ class Execution:
                     submission.venue, submission.account, submission.order_id, submission.symbol
                 )
             except OrderNotFound:
-                return None
+                if not just_sent or patience is None or loop.time() >= patience:
+                    return None
             except (TransientVenueError, CircuitOpenError):
                 if patience is None or loop.time() >= patience:
                     raise
@@ -639,8 +675,10 @@ class Execution:
 def _not_held(submission: Submission) -> str:
     """Why an order is rejected on its approval's last attempt, when the venue does not hold it.
 
-    By then the kit's back-off has spaced the attempts by seconds: a venue that took a create
-    shows the order by its client order id long before, so "not found" means it never took it.
+    An unknown outcome of an earlier attempt is seconds old by then (the kit's back-off spaces
+    the attempts), and one of this attempt was looked up until its lease's time was up: a venue
+    that took the create shows the order by its client order id by then, so "not found" means
+    it never took it.
     """
     return (
         f"never placed: the venue does not hold the order after {submission.attempts} "

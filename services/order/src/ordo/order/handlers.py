@@ -6,18 +6,29 @@ cure (a concurrent update, an unreachable database). A message that no retry can
 is logged and acknowledged, or dead-lettered at once (:class:`PoisonMessage`) when it is corrupt.
 """
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 
 from opentelemetry import trace
 from opentelemetry.trace import Span
 from structlog.contextvars import bound_contextvars
 
+from ordo.contracts.enums import SignalOutcome
 from ordo.contracts.envelope import Message, new_message_id
 from ordo.contracts.execution import ExecutionReport
 from ordo.contracts.orders import OrderProposed, OrderSpec, OrderUpdated, PositionChanged
-from ordo.contracts.queries import OrdersView, PositionsView, QueryOrders, QueryPositions
+from ordo.contracts.queries import (
+    OrdersView,
+    PositionsView,
+    QueryOrders,
+    QueryPositions,
+    QueryRebalances,
+    QuerySignals,
+    RebalancesView,
+    SignalsView,
+)
 from ordo.contracts.risk import OrderApproved, OrderDenied
 from ordo.contracts.signals import SignalAccepted, SignalRequest
 from ordo.contracts.subjects import Service
@@ -39,7 +50,11 @@ from ordo.order.domain import (
     ReportMismatch,
     plan_orders,
 )
-from ordo.order.store import Repositories, SignalOutcome, SignalRecord
+from ordo.order.domain.marks import marked, totals
+from ordo.order.domain.strategy import StrategyPlan
+from ordo.order.group_handlers import GroupManagement, record_outcome, trading_refusal
+from ordo.order.market_store import all_marks, find_rebalances
+from ordo.order.store import Repositories
 
 log = get_logger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -48,6 +63,7 @@ PRODUCER = str(Service.ORDER)
 Clock = Callable[[], datetime]
 MarketBook = Mapping[str, Mapping[str, MarketRules]]
 """venue → symbol → the rules orders are sized to"""
+OrderFollower = Callable[[Order, Repositories, Message, Transaction, datetime], Awaitable[None]]
 
 
 def _attributes(**ids: str | None) -> dict[str, str]:
@@ -99,9 +115,62 @@ def _report_detail(report: ExecutionReport, applied: AppliedReport) -> str:
 class OrderManagement:
     """The OMS's consumers: signals become orders; risk decisions and venue reports move them."""
 
-    def __init__(self, markets: MarketBook, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        markets: MarketBook,
+        *,
+        clock: Clock = utc_now,
+        strategies: Mapping[str, StrategyPlan] | None = None,
+        max_open_groups: Callable[[str], int] = lambda _account: 10,
+        capital: Mapping[str, Decimal] | None = None,
+    ) -> None:
         self._markets = markets
         self._clock = clock
+        self._followers: list[OrderFollower] = []
+        # Signals of a strategy with a plan become position groups (group_handlers.py).
+        self._groups = GroupManagement(
+            strategies or {},
+            max_open_groups=max_open_groups,
+            capital=capital or {},
+            settle=self._settle,
+            rules_for=self._rules_for,
+        )
+
+    @property
+    def groups(self) -> GroupManagement:
+        return self._groups
+
+    def follow_orders(self, follower: "OrderFollower") -> None:
+        """Call ``follower`` after every order change is settled (rebalances follow theirs)."""
+        self._followers.append(follower)
+
+    async def settle_order(
+        self,
+        order: Order,
+        repos: Repositories,
+        cause: Message,
+        tx: Transaction,
+        now: datetime,
+        detail: str,
+    ) -> None:
+        """Save an order that another consumer of this service changed (quotes, rebalances)."""
+        await self._settle(order, repos, cause, tx, now, detail)
+
+    async def settle_order_and_group(
+        self,
+        order: Order,
+        repos: Repositories,
+        cause: Message,
+        tx: Transaction,
+        now: datetime,
+        detail: str,
+    ) -> None:
+        """Save an order the quotes or the clock changed, then move its group on: a held order
+        that expired may have been the group's last open order."""
+        await self._settle(order, repos, cause, tx, now, detail)
+        await self._groups.after_order_change(
+            order, filled=False, repos=repos, cause=cause, tx=tx, now=now
+        )
 
     # --- signal.accepted.v1 -------------------------------------------------------------------
 
@@ -115,6 +184,15 @@ class OrderManagement:
                 log.info("signal already handled; nothing to do", outcome=done.outcome.value)
                 return
             now = self._clock()
+            refusal = await trading_refusal(request, repos)
+            if refusal is not None:
+                await record_outcome(signal, SignalOutcome.REFUSED, repos, now, reason=refusal)
+                log.warning("signal refused by the account's trading state", reason=refusal)
+                return
+            if self._groups.manages(request.strategy) and await self._groups.on_signal(
+                signal, repos, tx, now
+            ):
+                return
             try:
                 specs = await self._plan(signal, repos)
             except PlanningError as exc:
@@ -142,7 +220,12 @@ class OrderManagement:
             # signal in another message is refused by its key), so no second order can come of
             # this signal; every later step reuses the stored id.
             specs = plan_orders(
-                signal, position, rules, new_order_id=new_message_id, working=working
+                signal,
+                position,
+                rules,
+                new_order_id=new_message_id,
+                working=working,
+                equity=await self._groups.equity(request.account, repos),
             )
             if position is not None and not position.is_flat:
                 # The orders are sized to this version of the open position and its working
@@ -170,7 +253,7 @@ class OrderManagement:
         # time, and a retry that succeeded later (after the position moved) would trade on a
         # stale signal. Not silent either: the desk finds the reason in signal_outcomes and in
         # the log. No order is created and nothing is published (no contract carries this yet).
-        await repos.signals.add(self._signal_record(signal, SignalOutcome.UNPLANNABLE, now, reason))
+        await record_outcome(signal, SignalOutcome.UNPLANNABLE, repos, now, reason=reason)
         trace.get_current_span().set_attribute("ordo.signal_outcome", SignalOutcome.UNPLANNABLE)
         request = signal.signal
         log.warning(
@@ -192,8 +275,7 @@ class OrderManagement:
         now: datetime,
     ) -> None:
         proposal_id = new_message_id()
-        record = self._signal_record(signal, SignalOutcome.PLANNED, now, proposal_id=proposal_id)
-        await repos.signals.add(record)
+        await record_outcome(signal, SignalOutcome.PLANNED, repos, now, proposal_id=proposal_id)
         detail = f"planned from signal {signal.signal_id} ({signal.signal.intent.value})"
         for spec in specs:
             order = Order.new(spec, signal.signal_id, proposal_id, now)
@@ -212,29 +294,6 @@ class OrderManagement:
             "orders proposed",
             proposal_id=proposal_id,
             order_ids=[spec.order_id for spec in specs],
-        )
-
-    @staticmethod
-    def _signal_record(
-        signal: SignalAccepted,
-        outcome: SignalOutcome,
-        now: datetime,
-        reason: str | None = None,
-        *,
-        proposal_id: str | None = None,
-    ) -> SignalRecord:
-        request = signal.signal
-        return SignalRecord(
-            signal_id=signal.signal_id,
-            outcome=outcome,
-            account=request.account,
-            strategy=request.strategy,
-            venue=request.venue,
-            symbol=request.symbol,
-            intent=request.intent.value,
-            recorded_at=now,
-            proposal_id=proposal_id,
-            reason=reason,
         )
 
     # --- risk.approved.v1 / risk.denied.v1 ------------------------------------------------------
@@ -259,6 +318,9 @@ class OrderManagement:
                 if changed:
                     detail = f"approved in proposal {approval.proposal_id}"
                     await self._settle(order, repos, approval, tx, now, detail)
+                    await self._groups.after_order_change(
+                        order, filled=False, repos=repos, cause=approval, tx=tx, now=now
+                    )
 
     async def on_order_denied(self, denial: OrderDenied, tx: Transaction) -> None:
         _annotate(account=denial.account, proposal_id=denial.proposal_id)
@@ -280,6 +342,9 @@ class OrderManagement:
                 if changed:
                     log.info("order denied", reason=reason)
                     await self._settle(order, repos, denial, tx, now, reason)
+                    await self._groups.after_order_change(
+                        order, filled=False, repos=repos, cause=denial, tx=tx, now=now
+                    )
 
     @staticmethod
     async def _decided_order(repos: Repositories, order_id: str, proposal_id: str) -> Order | None:
@@ -343,6 +408,14 @@ class OrderManagement:
             if applied.changed:
                 detail = _report_detail(report, applied)
                 await self._settle(order, repos, report, tx, now, detail)
+                await self._groups.after_order_change(
+                    order,
+                    filled=applied.new_fill is not None,
+                    repos=repos,
+                    cause=report,
+                    tx=tx,
+                    now=now,
+                )
 
     # --- the domain's events become rows and messages ------------------------------------------
 
@@ -367,6 +440,8 @@ class OrderManagement:
         for event in events:
             if isinstance(event, OrderFilled):
                 await self._apply_fill(event, repos, cause, tx, now)
+        for follower in self._followers:
+            await follower(order, repos, cause, tx, now)
 
     @staticmethod
     async def _apply_fill(
@@ -412,15 +487,43 @@ class OrderQueries:
                 signal_id=query.signal_id,
                 status=query.status,
                 limit=query.limit,
+                strategy=query.strategy,
+                symbol=query.symbol,
+                open_only=query.open_only,
             )
         return OrdersView.caused_by(query, producer=PRODUCER, orders=tuple(found))
 
     async def positions(self, query: QueryPositions) -> PositionsView:
+        """Positions at their marks, with P&L totals per account and per strategy."""
         async with self._db.session() as session:
             found = await store.find_positions(
                 session,
                 account=query.account,
                 venue=query.venue,
                 include_flat=query.include_flat,
+                strategy=query.strategy,
             )
-        return PositionsView.caused_by(query, producer=PRODUCER, positions=tuple(found))
+            marks = await all_marks(session, query.venue)
+        at_marks = tuple(marked(position, marks) for position in found)
+        return PositionsView.caused_by(
+            query, producer=PRODUCER, positions=at_marks, totals=totals(at_marks)
+        )
+
+    async def signals(self, query: QuerySignals) -> SignalsView:
+        async with self._db.session() as session:
+            found = await store.find_signal_outcomes(
+                session,
+                signal_id=query.signal_id,
+                account=query.account,
+                outcome=query.outcome,
+                limit=query.limit,
+                after_signal_id=query.after_signal_id,
+            )
+        return SignalsView.caused_by(query, producer=PRODUCER, signals=tuple(found))
+
+    async def rebalances(self, query: QueryRebalances) -> RebalancesView:
+        async with self._db.session() as session:
+            found = await find_rebalances(
+                session, rebalance_id=query.rebalance_id, account=query.account, limit=query.limit
+            )
+        return RebalancesView.caused_by(query, producer=PRODUCER, rebalances=tuple(found))

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -24,17 +23,23 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
+    exists,
+    false,
     func,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
-from ordo.contracts.enums import OrderStatus, OrderType, Side, TimeInForce
+from ordo.contracts.enums import Intent, OrderStatus, OrderType, Side, SignalOutcome, TimeInForce
 from ordo.contracts.execution import Fill
 from ordo.contracts.orders import OrderView, PositionView
+from ordo.contracts.queries import SignalOutcomeView
 from ordo.kit.store import (
     ConcurrentUpdate,
     ExactDecimal,
@@ -69,6 +74,11 @@ orders = Table(
     Column("reduce_only", Boolean, nullable=False),
     Column("post_only", Boolean, nullable=False),
     Column("reference_price", ExactDecimal, nullable=True),
+    Column("trailing_amount", ExactDecimal, nullable=True),
+    Column("trailing_percent", ExactDecimal, nullable=True),
+    Column("expire_at", UtcDateTime, nullable=True, doc="GTD, or DAY at the session close"),
+    Column("emulated", Boolean, nullable=False, server_default=false(), doc="Held by the OMS"),
+    Column("released_at", UtcDateTime, nullable=True, doc="When a held order's trigger fired"),
     Column("status", String(16), nullable=False),
     Column("filled_quantity", ExactDecimal, nullable=False),
     Column("average_fill_price", ExactDecimal, nullable=True),
@@ -81,6 +91,8 @@ orders = Table(
 )
 Index("ix_orders_account_created", orders.c.account, orders.c.created_at)
 Index("ix_orders_created", orders.c.created_at)
+# The GTD/DAY orders whose expiry has passed, which the OMS looks for every second.
+Index("ix_orders_expire_at", orders.c.expire_at)
 # The working orders of one position, which planning reads for every signal.
 Index(
     "ix_orders_position_status",
@@ -138,11 +150,6 @@ positions = Table(
 )
 
 
-class SignalOutcome(StrEnum):
-    PLANNED = "planned"
-    UNPLANNABLE = "unplannable"
-
-
 # What became of every accepted signal. Its key makes planning a signal a once-only act, however
 # the signal arrives; an unplannable signal leaves its reason here for the desk to query.
 signal_outcomes = Table(
@@ -193,6 +200,11 @@ def _order_values(order: Order) -> dict[str, Any]:
         "reduce_only": order.reduce_only,
         "post_only": order.post_only,
         "reference_price": order.reference_price,
+        "trailing_amount": order.trailing_amount,
+        "trailing_percent": order.trailing_percent,
+        "expire_at": order.expire_at,
+        "emulated": order.emulated,
+        "released_at": order.released_at,
         "status": order.status.value,
         "filled_quantity": order.filled_quantity,
         "average_fill_price": order.average_fill_price,
@@ -223,6 +235,11 @@ def _order_from(row: AnyRow, fills: Sequence[AnyRow]) -> Order:
         reduce_only=row.reduce_only,
         post_only=row.post_only,
         reference_price=row.reference_price,
+        trailing_amount=row.trailing_amount,
+        trailing_percent=row.trailing_percent,
+        expire_at=row.expire_at,
+        emulated=row.emulated,
+        released_at=row.released_at,
         status=OrderStatus(row.status),
         filled_quantity=row.filled_quantity,
         average_fill_price=row.average_fill_price,
@@ -360,11 +377,20 @@ async def find_orders(
     signal_id: str | None = None,
     status: OrderStatus | None = None,
     limit: int = 100,
+    strategy: str | None = None,
+    symbol: str | None = None,
+    open_only: bool = False,
 ) -> list[OrderView]:
     """Views of the orders that match every given filter, newest first."""
     query = select(orders)
     if account is not None:
         query = query.where(orders.c.account == account)
+    if strategy is not None:
+        query = query.where(orders.c.strategy == strategy)
+    if symbol is not None:
+        query = query.where(orders.c.symbol == symbol)
+    if open_only:
+        query = query.where(orders.c.status.in_(_UNFINISHED))
     if order_id is not None:
         query = query.where(orders.c.order_id == order_id)
     if signal_id is not None:
@@ -510,10 +536,13 @@ async def find_positions(
     account: str | None = None,
     venue: str | None = None,
     include_flat: bool = False,
+    strategy: str | None = None,
 ) -> list[PositionView]:
     query = select(positions)
     if account is not None:
         query = query.where(positions.c.account == account)
+    if strategy is not None:
+        query = query.where(positions.c.strategy == strategy)
     if venue is not None:
         query = query.where(positions.c.venue == venue)
     query = query.order_by(
@@ -537,7 +566,7 @@ class SignalRecord:
     strategy: str
     venue: str
     symbol: str
-    intent: str
+    intent: Intent
     recorded_at: datetime
     proposal_id: str | None = None
     reason: str | None = None
@@ -556,11 +585,12 @@ class SignalOutcomeRepository:
         if row is None:
             return None
         values = dict(row._mapping)
-        return SignalRecord(**{**values, "outcome": SignalOutcome(values["outcome"])})
+        outcome, intent = SignalOutcome(values.pop("outcome")), Intent(values.pop("intent"))
+        return SignalRecord(**values, outcome=outcome, intent=intent)
 
     async def add(self, record: SignalRecord) -> None:
         """Record the outcome; a second outcome for the same signal is a concurrent attempt."""
-        values = {**asdict(record), "outcome": record.outcome.value}
+        values = {**asdict(record), "outcome": record.outcome.value, "intent": record.intent.value}
         try:
             await self._session.execute(insert(signal_outcomes).values(**values))
         except IntegrityError as exc:
@@ -573,6 +603,240 @@ class Repositories:
     """Every repository of one unit of work, on its session."""
 
     def __init__(self, session: AsyncSession) -> None:
+        self.session = session
         self.orders = OrderRepository(session)
         self.positions = PositionRepository(session)
         self.signals = SignalOutcomeRepository(session)
+
+
+# === position groups, the execution pool and trading states (issue #4) ========================
+# Kept in their own block: the tables, the repositories and the read side of `ordo groups` and
+# `ordo queue`. The repositories live in ordo.order.group_store, which imports these tables.
+
+position_groups = Table(
+    "position_groups",
+    metadata,
+    Column("group_id", String(36), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("venue", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("signal_id", String(64), nullable=False),
+    Column("pyramids", Integer, nullable=False),
+    Column("stop_price", ExactDecimal, nullable=True, doc="The entry signal's own stop (bracket)"),
+    Column("reason", Text, nullable=True),
+    Column("queued_signal", Text, nullable=True, doc="A waiting group's entry signal (JSON)"),
+    # account/strategy/venue/symbol while the group is open, NULL once closed: one open group
+    # per key, enforced by the database against two replicas opening it at once.
+    Column("open_key", String(300), nullable=True, unique=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("enqueued_at", UtcDateTime, nullable=True),
+    Column("closed_at", UtcDateTime, nullable=True),
+)
+Index("ix_position_groups_account_status", position_groups.c.account, position_groups.c.status)
+
+# Which group each of its orders belongs to, and what the order does for it.
+group_orders = Table(
+    "group_orders",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("group_id", String(36), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("parent_order_id", String(36), nullable=True),
+)
+
+# One row per account: its version is claimed by every change to who holds a slot (two
+# replicas cannot both give the last slot away), and it remembers the last group that closed.
+account_pools = Table(
+    "account_pools",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("last_closed_symbol", String(64), nullable=True),
+    Column("last_closed_at", UtcDateTime, nullable=True),
+    Column("version", Integer, nullable=False),
+)
+
+# Each account's trading state as the risk service last announced it (risk.state.v1).
+trading_states = Table(
+    "trading_states",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False, doc="When risk switched it"),
+)
+
+
+# === order types, marks and rebalancing (issue #4) ============================================
+# Kept in their own block: the tables behind emulated orders, marks and rebalances. Their
+# repositories live in ordo.order.market_store, which imports these tables.
+
+# The newest quote per venue + symbol: the mark of unrealised P&L and of rebalances.
+marks = Table(
+    "marks",
+    metadata,
+    Column("venue", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("price", ExactDecimal, nullable=False, doc="The quote's last price"),
+    Column("quoted_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("venue", "symbol"),
+)
+
+# One row per order the OMS holds for a venue that lacks its type, until it is released.
+order_watches = Table(
+    "order_watches",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("venue", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("placed_at", UtcDateTime, nullable=False),
+    Column("best_price", ExactDecimal, nullable=True, doc="A trailing stop's best since placed"),
+    Column("version", Integer, nullable=False),
+)
+Index("ix_order_watches_market", order_watches.c.venue, order_watches.c.symbol)
+
+# Each rebalance command and how far it got: selling → buying → done (or refused, with why).
+# Its orders carry the signal id "rebalance:<rebalance_id>".
+rebalances = Table(
+    "rebalances",
+    metadata,
+    Column("rebalance_id", String(36), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("venue", String(64), nullable=False),
+    Column("targets", Text, nullable=False, doc="JSON: symbol → weight (Decimal text)"),
+    Column("reserve", ExactDecimal, nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("detail", Text, nullable=True, doc="Why refused, or the trades skipped"),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+async def find_signal_outcomes(
+    session: AsyncSession,
+    *,
+    signal_id: str | None = None,
+    account: str | None = None,
+    outcome: SignalOutcome | None = None,
+    limit: int = 100,
+    after_signal_id: str | None = None,
+) -> list[SignalOutcomeView]:
+    """What became of accepted signals, newest first. A planned signal whose orders the risk gate
+    denied, every one, reads as DENIED with the denial as its reason."""
+    query = select(signal_outcomes)
+    if signal_id is not None:
+        query = query.where(signal_outcomes.c.signal_id == signal_id)
+    if account is not None:
+        query = query.where(signal_outcomes.c.account == account)
+    if after_signal_id is not None:
+        query = query.where(await _listed_after(session, after_signal_id))
+    if outcome is not None:
+        query = query.where(_has_outcome(outcome))
+    query = query.order_by(
+        signal_outcomes.c.recorded_at.desc(), signal_outcomes.c.signal_id.desc()
+    ).limit(limit)
+    rows = [dict(row._mapping) for row in (await session.execute(query)).all()]
+    denials = await _denials_of(
+        session, [row["signal_id"] for row in rows if row["outcome"] == SignalOutcome.PLANNED]
+    )
+    return [
+        SignalOutcomeView.model_validate(
+            row
+            if (denial := denials.get(row["signal_id"])) is None
+            else {**row, "outcome": SignalOutcome.DENIED, "reason": denial}
+        )
+        for row in rows
+    ]
+
+
+def _has_outcome(outcome: SignalOutcome) -> ColumnElement[bool]:
+    """The signals that read as ``outcome``, in SQL, so that a filtered page is a full page.
+    DENIED is never stored: it is a PLANNED signal whose every order the risk gate denied."""
+    if outcome not in (SignalOutcome.PLANNED, SignalOutcome.DENIED):
+        return signal_outcomes.c.outcome == outcome.value
+    of_the_signal = orders.c.signal_id == signal_outcomes.c.signal_id
+    denied = and_(
+        exists().where(of_the_signal),
+        ~exists().where(of_the_signal, orders.c.status != OrderStatus.DENIED.value),
+    )
+    planned = signal_outcomes.c.outcome == SignalOutcome.PLANNED.value
+    return and_(planned, denied if outcome is SignalOutcome.DENIED else ~denied)
+
+
+async def _listed_after(session: AsyncSession, signal_id: str) -> ColumnElement[bool]:
+    """Outcomes listed after ``signal_id``'s (newest first; ties by signal id): a page cursor
+    that neither skips nor repeats outcomes recorded at the same moment."""
+    recorded_at = await session.scalar(
+        select(signal_outcomes.c.recorded_at).where(signal_outcomes.c.signal_id == signal_id)
+    )
+    if recorded_at is None:
+        return false()  # an unknown cursor: nothing comes after it
+    return or_(
+        signal_outcomes.c.recorded_at < recorded_at,
+        and_(
+            signal_outcomes.c.recorded_at == recorded_at,
+            signal_outcomes.c.signal_id < signal_id,
+        ),
+    )
+
+
+_IN_CHUNK = 500  # ids per IN (...) list: well inside every database's parameter limit
+
+
+async def _denials_of(session: AsyncSession, signal_ids: Sequence[str]) -> dict[str, str]:
+    """signal id → the denial of its orders, for the signals whose every order was DENIED."""
+    statuses: dict[str, set[str]] = {}
+    reasons: dict[str, str] = {}
+    for start in range(0, len(signal_ids), _IN_CHUNK):
+        chunk = signal_ids[start : start + _IN_CHUNK]
+        query = select(orders.c.signal_id, orders.c.status, orders.c.reason).where(
+            orders.c.signal_id.in_(chunk)
+        )
+        for row in (await session.execute(query)).all():
+            statuses.setdefault(row.signal_id, set()).add(row.status)
+            if row.status == OrderStatus.DENIED.value and row.reason:
+                reasons.setdefault(row.signal_id, row.reason)
+    denied = {OrderStatus.DENIED.value}
+    return {
+        signal: reasons.get(signal, "denied by the risk gate")
+        for signal, found in statuses.items()
+        if found == denied
+    }
+
+
+# Orders a venue holds (or is about to), which a GTD/DAY expiry cancels.
+_AT_THE_VENUE = [
+    status.value
+    for status in (
+        OrderStatus.SUBMITTED,
+        OrderStatus.ACCEPTED,
+        OrderStatus.TRIGGERED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.PENDING_UPDATE,
+    )
+]
+
+
+async def expired_orders(session: AsyncSession, now: datetime, limit: int = 100) -> list[str]:
+    """The ids of orders at a venue, or held by the OMS, whose GTD/DAY expiry has passed, oldest
+    expiry first. A held order expires on time even when no quote comes (a DAY order's session
+    has closed: its quotes have stopped)."""
+    held = and_(
+        orders.c.status == OrderStatus.INITIALIZED.value,
+        orders.c.emulated.is_(True),
+        orders.c.released_at.is_(None),
+    )
+    query = (
+        select(orders.c.order_id)
+        .where(orders.c.expire_at <= now, or_(orders.c.status.in_(_AT_THE_VENUE), held))
+        .order_by(orders.c.expire_at, orders.c.order_id)
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())

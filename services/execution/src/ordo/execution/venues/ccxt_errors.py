@@ -6,10 +6,13 @@ error is an instance of decides. Nothing outside this module looks at a ccxt exc
 Creating an order is special: a failure of the venue while it handled the request (a timeout, a
 server error, an unreadable answer) may still have placed the order, so for a create those
 become ``UnknownOutcome``, and the order is looked up by its client order id. A rate limit or a
-refused nonce means the venue turned the request away before acting on it.
+refused nonce means the venue turned the request away before acting on it. An error ccxt does
+not classify (its bare ``ExchangeError``) is an ``UnexplainedRefusal``: the handler looks the
+order up before it rejects it.
 """
 
 import asyncio
+import re
 
 import ccxt
 
@@ -23,6 +26,7 @@ from ordo.execution.errors import (
     OrderRejected,
     RateLimited,
     TransientVenueError,
+    UnexplainedRefusal,
     UnknownOutcome,
     VenueError,
     VenueTimeout,
@@ -60,7 +64,7 @@ _TRANSLATIONS: tuple[tuple[type[BaseException], type[VenueError]], ...] = (
     (ccxt.NotSupported, InvalidOrder),
     (ccxt.InvalidAddress, InvalidOrder),
     (ccxt.OperationRejected, OrderRejected),  # market closed, no change, manual step needed
-    (ccxt.ExchangeError, OrderRejected),  # the venue's own error code, not one ccxt knows
+    (ccxt.ExchangeError, UnexplainedRefusal),  # the venue's own error code, not one ccxt knows
     (ccxt.BaseError, BadVenueResponse),
 )
 
@@ -75,11 +79,20 @@ def translate(error: BaseException, venue: str, *, creating: bool = False) -> Ve
     is an ``UnknownOutcome``. Errors that are not ccxt's (our own deadline, a malformed field in
     an answer) are translated too; anything else is a bug and is not caught here.
     """
-    message = str(error) or type(error).__name__
+    message = _without_queries(str(error) or type(error).__name__)
     translated = _engine_error(error)(message, venue=venue)
     if creating and _may_have_acted(error, translated):
         return UnknownOutcome(f"creating the order: {message}", venue=venue)
     return translated
+
+
+# A URL's query: ccxt names the URL in its network errors, and some exchanges sign a request in
+# its query, with the API key (HTX's AccessKeyId): the message goes into logs and reports.
+_URL_QUERY = re.compile(r"(https?://[^\s?#]+)[?#]\S*")
+
+
+def _without_queries(message: str) -> str:
+    return _URL_QUERY.sub(r"\1?(query left out)", message)
 
 
 def _engine_error(error: BaseException) -> type[VenueError]:

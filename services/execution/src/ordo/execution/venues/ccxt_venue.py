@@ -27,7 +27,14 @@ from ordo.contracts.enums import ExecutionStatus, OrderType, Side, TimeInForce
 from ordo.contracts.execution import Fill, VenueBalance, VenuePosition
 from ordo.contracts.orders import OrderSpec
 from ordo.execution.config import CcxtAccount, VenueMode
-from ordo.execution.errors import BadVenueResponse, InvalidOrder, OrderNotFound, UnknownVenue
+from ordo.execution.errors import (
+    BadVenueResponse,
+    InvalidOrder,
+    OrderNotFound,
+    UnknownOutcome,
+    UnknownVenue,
+    VenueError,
+)
 from ordo.execution.venues.base import MarketRules, VenueFill, VenueOrder, VenueQuote
 from ordo.execution.venues.ccxt_errors import TRANSLATED_ERRORS, translate
 from ordo.execution.venues.credentials import VenueCredentials
@@ -133,7 +140,17 @@ class CcxtVenue:
             ),
             creating=True,
         )
-        return await self._venue_order(created, spec.symbol, spec.order_id)
+        try:
+            return await self._venue_order(created, spec.symbol, spec.order_id)
+        except VenueError as error:
+            # The venue took the order; only its answer could not be read (or its trades
+            # fetched). Neither a refusal (a REJECTED report) nor "turned away" (which frees the
+            # order to be created again): it is looked up.
+            raise UnknownOutcome(
+                f"order {spec.order_id} was placed, but the venue's answer could not be read: "
+                f"{error.detail}",
+                venue=self._venue,
+            ) from error
 
     async def fetch_order(self, order_id: str, symbol: str) -> VenueOrder:
         await self._market(symbol)
@@ -259,7 +276,9 @@ class CcxtVenue:
         try:
             return await operation()
         except TRANSLATED_ERRORS as error:
-            raise translate(error, self._venue, creating=creating) from error
+            # Not chained: ccxt's own message names the signed URL, and a logged traceback
+            # would show it (``translate`` keeps the rest of the message).
+            raise translate(error, self._venue, creating=creating) from None
 
     async def _market(self, symbol: str) -> dict[str, Any]:
         await self._call(self._exchange.load_markets)

@@ -26,3 +26,11 @@ class InvalidFill(OrderDomainError):
 
 class PlanningError(OrderDomainError):
     """A signal cannot be turned into sensible orders; the message says why."""
+
+
+class InvalidOrderSpec(PlanningError):
+    """An order whose type, time in force and flags no venue could honour together."""
+
+
+class RebalanceRefused(OrderDomainError):
+    """A rebalance that cannot be planned safely (no mark, no capital, weights that do not fit)."""

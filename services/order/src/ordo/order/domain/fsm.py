@@ -1,9 +1,10 @@
 """The order state machine: one transition table, and nothing else decides a status change.
 
-Statuses the OMS sets itself: INITIALIZED (created, waiting for the risk gate), DENIED (the risk
-gate said no), SUBMITTED (approved; execution places it), PENDING_CANCEL / PENDING_UPDATE (we
-asked the venue to cancel / amend). Every other status is the venue's word, from an execution
-report.
+Statuses the OMS sets itself: INITIALIZED (created, waiting for the risk gate; or held by the OMS
+until its trigger, when the venue lacks its type), DENIED (the risk gate said no), SUBMITTED
+(approved; execution places it), PENDING_CANCEL / PENDING_UPDATE (we asked the venue to cancel /
+amend), and CANCELED / EXPIRED for an order it holds. Every other status is the venue's word,
+from an execution report.
 
 Reports travel on a different stream (EXEC) from risk decisions (RISK) and may be redelivered or
 overtake one another, so the table also holds the edges that the real world produces even though
@@ -33,6 +34,10 @@ _TABLE: dict[OrderStatus, frozenset[OrderStatus]] = {
             _S.TRIGGERED,
             _S.PARTIALLY_FILLED,
             _S.FILLED,
+            # Also the OMS's own doing for an order it holds (a stop the venue lacks, emulated:
+            # see .emulation): canceled, or expired (GTD/DAY), before its trigger released it.
+            # A held order stays INITIALIZED while held; its release proposes it to the risk
+            # gate and it goes on to SUBMITTED like any other.
             _S.CANCELED,
             _S.EXPIRED,
         }

@@ -21,6 +21,7 @@ from decimal import Decimal
 from ordo.contracts.enums import ExecutionStatus, OrderStatus, OrderType, Side, TimeInForce
 from ordo.contracts.execution import ExecutionReport, Fill
 from ordo.contracts.orders import OrderSpec, OrderView
+from ordo.order.domain import emulation
 from ordo.order.domain.errors import InvalidTransition, ReportMismatch
 from ordo.order.domain.events import OrderChanged, OrderEvent, OrderFilled
 from ordo.order.domain.fsm import can_transition, transition
@@ -80,6 +81,14 @@ class Order:
     reduce_only: bool = False
     post_only: bool = False
     reference_price: Decimal | None = None
+    trailing_amount: Decimal | None = None
+    trailing_percent: Decimal | None = None
+    expire_at: datetime | None = None
+    # Held by the OMS until the quotes trigger it (the venue lacks its type); see .emulation.
+    emulated: bool = False
+    # When the trigger fired: from then on the order is with the risk gate and its venue, no
+    # longer held, although it stays INITIALIZED until the risk gate decides.
+    released_at: datetime | None = None
     status: OrderStatus = OrderStatus.INITIALIZED
     filled_quantity: Decimal = ZERO
     average_fill_price: Decimal | None = None
@@ -95,7 +104,15 @@ class Order:
     events: list[OrderEvent] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
-    def new(cls, spec: OrderSpec, signal_id: str, proposal_id: str, now: datetime) -> "Order":
+    def new(
+        cls,
+        spec: OrderSpec,
+        signal_id: str,
+        proposal_id: str,
+        now: datetime,
+        *,
+        emulated: bool = False,
+    ) -> "Order":
         order = cls(
             order_id=spec.order_id,
             signal_id=signal_id,
@@ -113,6 +130,11 @@ class Order:
             reduce_only=spec.reduce_only,
             post_only=spec.post_only,
             reference_price=spec.reference_price,
+            trailing_amount=spec.trailing_amount,
+            trailing_percent=spec.trailing_percent,
+            expire_at=spec.expire_at,
+            emulated=emulated,
+            reason="held by the OMS until the quotes trigger it" if emulated else None,
             created_at=now,
             updated_at=now,
         )
@@ -149,10 +171,59 @@ class Order:
         self._move_to(OrderStatus.DENIED, now, reason)
         return True
 
+    def release(self, trigger_price: Decimal, proposal_id: str, now: datetime) -> OrderSpec:
+        """A held order's trigger fired: the order the venue gets, to be proposed to risk.
+
+        The order keeps its own type and prices (a stop is what the trader placed); it stays
+        INITIALIZED until the risk gate decides on the released order, like any new order.
+        """
+        if not self.is_held:
+            raise InvalidTransition(self.status, OrderStatus.SUBMITTED)
+        self.proposal_id = proposal_id
+        self.released_at = now
+        self.reference_price = trigger_price
+        sent = emulation.released(self.spec(), trigger_price)
+        self.reason = f"triggered at {trigger_price}; released as a {sent.order_type} order"
+        self._touch(now)
+        return sent
+
+    def expire(self, now: datetime) -> bool:
+        """A held order reached its expiry before its trigger; False if it is no longer held."""
+        if not self.is_held:
+            return False
+        self._move_to(OrderStatus.EXPIRED, now, "expired while held, before its trigger")
+        return True
+
+    def has_expired(self, now: datetime) -> bool:
+        return self.expire_at is not None and self.expire_at <= now
+
+    def request_expiry(self, now: datetime) -> bool:
+        """A GTD/DAY order past its expiry: a held one expires; one at the venue is canceled
+        (its CANCELED report then reads as EXPIRED). False when there is nothing to do."""
+        if self.expire_at is None or self.expire_at > now:
+            return False
+        if self.is_held:
+            return self.expire(now)
+        return self.request_cancel(f"expired at {self.expire_at.isoformat()}", now)
+
+    @property
+    def is_held(self) -> bool:
+        """Held by the OMS for emulation, not yet triggered: no venue has seen it, nor will."""
+        return (
+            self.emulated and self.status is OrderStatus.INITIALIZED and self.released_at is None
+        )
+
     def request_cancel(self, reason: str, now: datetime) -> bool:
-        """We asked the venue to cancel; False when the order is finished or already asked."""
+        """We asked the venue to cancel; False when the order is finished or already asked.
+
+        A held order is CANCELED at once: no venue holds it, so no cancel must be sent for it
+        (callers check :attr:`status`).
+        """
         if self.status.is_terminal or self.status is OrderStatus.PENDING_CANCEL:
             return False
+        if self.is_held:
+            self._move_to(OrderStatus.CANCELED, now, reason)
+            return True
         self._move_to(OrderStatus.PENDING_CANCEL, now, reason)
         return True
 
@@ -165,7 +236,7 @@ class Order:
         new_fill = self._take_fill(report.fill)
         learned_venue_id = self._learn_venue_order_id(report.venue_order_id)
         advanced = self._advance_filled_quantity(report)
-        implied = self._status_implied_by(report)
+        implied = self._status_implied_by(report, now)
         ignored: OrderStatus | None = None
         if implied is not self.status:
             if self._is_stale(implied, advanced) or not can_transition(self.status, implied):
@@ -241,7 +312,7 @@ class Order:
             self.average_fill_price = report.average_price
         return True
 
-    def _status_implied_by(self, report: ExecutionReport) -> OrderStatus:
+    def _status_implied_by(self, report: ExecutionReport, now: datetime) -> OrderStatus:
         if self.filled_quantity >= self.quantity:
             return OrderStatus.FILLED
         # A FILLED report short of the quantity: the venue finished the order at less than we
@@ -249,6 +320,10 @@ class Order:
         if report.status is ExecutionStatus.FILLED and self.filled_quantity > ZERO:
             return OrderStatus.FILLED
         ending = _ENDINGS.get(report.status)
+        if ending is OrderStatus.CANCELED and self.has_expired(report.venue_time or now):
+            # The OMS cancels a GTD/DAY order at its expiry when the venue does not (see
+            # .order_types); the cancel that answers it means the order expired.
+            return OrderStatus.EXPIRED
         if ending is not None:
             return ending
         # The venue holds the order.
@@ -298,6 +373,9 @@ class Order:
             reduce_only=self.reduce_only,
             post_only=self.post_only,
             reference_price=self.reference_price,
+            trailing_amount=self.trailing_amount,
+            trailing_percent=self.trailing_percent,
+            expire_at=self.expire_at,
         )
 
     def to_view(self) -> OrderView:
@@ -321,4 +399,13 @@ class Order:
             version=self.version,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            time_in_force=self.time_in_force,
+            limit_price=self.limit_price,
+            stop_price=self.stop_price,
+            trailing_amount=self.trailing_amount,
+            trailing_percent=self.trailing_percent,
+            expire_at=self.expire_at,
+            post_only=self.post_only,
+            emulated=self.emulated,
+            released_at=self.released_at,
         )

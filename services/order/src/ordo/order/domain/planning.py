@@ -7,72 +7,20 @@ sensible can be done.
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_FLOOR, Decimal, localcontext
 from functools import partial
 
 from ordo.contracts.enums import Intent, OrderType, Side, SizeUnit
 from ordo.contracts.orders import OrderSpec
 from ordo.contracts.signals import SignalAccepted, SignalRequest
 from ordo.order.domain.errors import PlanningError
+from ordo.order.domain.market import MarketRules
 from ordo.order.domain.order import Order
 from ordo.order.domain.position import Position
+from ordo.order.domain.sizing import entry_quantity
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
-
-
-def _to_multiple(value: Decimal, step: Decimal, rounding: str) -> Decimal:
-    return (value / step).to_integral_value(rounding=rounding) * step
-
-
-@dataclass(frozen=True)
-class MarketRules:
-    """A venue's precision and minimums for one symbol, and the costs an entry is sized for.
-
-    ``taker_fee_rate`` and ``expected_slippage`` are fractions (0.001 is 0.1 %): a size given
-    as a quote amount buys only what that amount pays for once the fee is paid and the price
-    has slipped by the expected fraction.
-    """
-
-    tick_size: Decimal
-    step_size: Decimal
-    min_quantity: Decimal = ZERO
-    min_notional: Decimal = ZERO
-    taker_fee_rate: Decimal = ZERO
-    expected_slippage: Decimal = ZERO
-
-    def __post_init__(self) -> None:
-        if self.tick_size <= ZERO or self.step_size <= ZERO:
-            raise ValueError(
-                f"tick size and step size must be positive, got {self.tick_size} and "
-                f"{self.step_size}"
-            )
-        if self.min_quantity < ZERO or self.min_notional < ZERO:
-            raise ValueError(
-                f"minimums cannot be negative, got quantity {self.min_quantity} and "
-                f"notional {self.min_notional}"
-            )
-        for name in ("taker_fee_rate", "expected_slippage"):
-            rate = getattr(self, name)
-            if not ZERO <= rate < ONE:
-                raise ValueError(f"{name} is a fraction from 0 up to 1, got {rate}")
-
-    @property
-    def entry_cost_factor(self) -> Decimal:
-        """What one unit bought at the reference price costs, as a multiple of that price."""
-        with localcontext() as context:
-            context.rounding = ROUND_CEILING  # costs round up, never in the budget's favour
-            return (ONE + self.expected_slippage) * (ONE + self.taker_fee_rate)
-
-    def floor_quantity(self, quantity: Decimal) -> Decimal:
-        """Down to the step: an order never trades more than it was sized for."""
-        return _to_multiple(quantity, self.step_size, ROUND_FLOOR)
-
-    def round_price(self, price: Decimal, side: Side) -> Decimal:
-        """A limit price on the tick, toward the safe side: a buy never pays more than asked,
-        a sell never takes less."""
-        rounding = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
-        return _to_multiple(price, self.tick_size, rounding)
 
 
 @dataclass(frozen=True)
@@ -96,7 +44,8 @@ class _Holding:
         return max(abs(self.quantity) - self.closing, ZERO)
 
 
-_Planner = Callable[[SignalRequest, _Holding, MarketRules], list[_Leg]]
+_Planner = Callable[[SignalRequest, _Holding, MarketRules, Decimal | None], list[_Leg]]
+"""(signal, holding, market rules, the account's equity if known) → the orders' legs"""
 
 
 def plan_orders(
@@ -106,9 +55,11 @@ def plan_orders(
     new_order_id: Callable[[], str],
     *,
     working: Sequence[Order] = (),
+    equity: Decimal | None = None,
 ) -> list[OrderSpec]:
     """The orders that carry out ``signal`` against the open ``position`` (None when flat).
 
+    ``equity`` is the account's equity, which a size in percent of equity needs.
     ``working`` are the position's orders that may still fill. Reduce-only ones on the closing
     side are an exit already on its way: a close covers only what they leave open, so that two
     exit signals do not sell the same position twice.
@@ -119,7 +70,7 @@ def plan_orders(
     request = signal.signal
     _check_position_is_for(request, position)
     held = position.quantity if position is not None else ZERO
-    legs = _PLANNERS[request.intent](request, _holding(held, working), rules)
+    legs = _PLANNERS[request.intent](request, _holding(held, working), rules, equity)
     return [_spec(request, leg, new_order_id()) for leg in legs]
 
 
@@ -143,7 +94,11 @@ def _holding(held: Decimal, working: Sequence[Order]) -> _Holding:
 
 
 def _enter(
-    direction: Side, request: SignalRequest, holding: _Holding, rules: MarketRules
+    direction: Side,
+    request: SignalRequest,
+    holding: _Holding,
+    rules: MarketRules,
+    equity: Decimal | None,
 ) -> list[_Leg]:
     held = holding.quantity
     # Entering against an open opposite position would only net it down: the sender and the
@@ -153,16 +108,22 @@ def _enter(
             f"{request.intent}: {_describe(held)} is open in {request.symbol}; "
             "send reverse, or exit it first"
         )
-    return [_Leg(direction, _sendable(_entry_quantity(request, rules), request, rules, "entry"))]
+    wanted = _entry_quantity(request, direction, rules, equity)
+    return [_Leg(direction, _sendable(wanted, request, rules, "entry"))]
 
 
-def _add(request: SignalRequest, holding: _Holding, rules: MarketRules) -> list[_Leg]:
+def _add(
+    request: SignalRequest, holding: _Holding, rules: MarketRules, equity: Decimal | None
+) -> list[_Leg]:
     _require_open(request, holding.quantity)
     side = _side_of(holding.quantity)
-    return [_Leg(side, _sendable(_entry_quantity(request, rules), request, rules, "addition"))]
+    wanted = _entry_quantity(request, side, rules, equity)
+    return [_Leg(side, _sendable(wanted, request, rules, "addition"))]
 
 
-def _reduce(request: SignalRequest, holding: _Holding, rules: MarketRules) -> list[_Leg]:
+def _reduce(
+    request: SignalRequest, holding: _Holding, rules: MarketRules, _equity: Decimal | None
+) -> list[_Leg]:
     _require_open(request, holding.quantity)
     if request.size is None:
         raise PlanningError("reduce needs a size; send close_all or an exit to close everything")
@@ -170,7 +131,11 @@ def _reduce(request: SignalRequest, holding: _Holding, rules: MarketRules) -> li
 
 
 def _exit(
-    direction: Side, request: SignalRequest, holding: _Holding, rules: MarketRules
+    direction: Side,
+    request: SignalRequest,
+    holding: _Holding,
+    rules: MarketRules,
+    _equity: Decimal | None,
 ) -> list[_Leg]:
     held = holding.quantity
     if held * direction.sign <= ZERO:
@@ -182,12 +147,16 @@ def _exit(
     return [_closing_leg(request, holding, rules)]
 
 
-def _close_all(request: SignalRequest, holding: _Holding, rules: MarketRules) -> list[_Leg]:
+def _close_all(
+    request: SignalRequest, holding: _Holding, rules: MarketRules, _equity: Decimal | None
+) -> list[_Leg]:
     _require_open(request, holding.quantity)
     return [_closing_leg(request, holding, rules)]
 
 
-def _reverse(request: SignalRequest, holding: _Holding, rules: MarketRules) -> list[_Leg]:
+def _reverse(
+    request: SignalRequest, holding: _Holding, rules: MarketRules, equity: Decimal | None
+) -> list[_Leg]:
     held = holding.quantity
     _require_open(request, held)
     new_side = _side_of(held).opposite
@@ -197,7 +166,9 @@ def _reverse(request: SignalRequest, holding: _Holding, rules: MarketRules) -> l
         closing = _sendable(holding.open_to_close, request, rules, "close")
         legs.append(_Leg(new_side, closing, reduce_only=True))
     # Without a size, the new position mirrors the one it replaces.
-    wanted = abs(held) if request.size is None else _entry_quantity(request, rules)
+    wanted = (
+        abs(held) if request.size is None else _entry_quantity(request, new_side, rules, equity)
+    )
     return [*legs, _Leg(new_side, _sendable(wanted, request, rules, "new position"))]
 
 
@@ -231,17 +202,26 @@ def _closing_leg(request: SignalRequest, holding: _Holding, rules: MarketRules) 
     return _Leg(_side_of(holding.quantity).opposite, quantity, reduce_only=True)
 
 
-def _entry_quantity(request: SignalRequest, rules: MarketRules) -> Decimal:
-    """The size of new exposure: a quote amount is a budget that also pays the costs."""
-    return _requested_quantity(request, cost_factor=rules.entry_cost_factor)
+def _entry_quantity(
+    request: SignalRequest, side: Side, rules: MarketRules, equity: Decimal | None
+) -> Decimal:
+    """The size of new exposure, in any unit; a budget also pays the costs (see sizing)."""
+    size = request.size
+    if size is None:
+        raise PlanningError(f"{request.intent} needs a size")
+    return entry_quantity(
+        size.unit,
+        size.value,
+        side=side,
+        rules=rules,
+        price=request.reference_price,
+        stop=request.stop_price,
+        equity=equity,
+    )
 
 
-def _requested_quantity(request: SignalRequest, cost_factor: Decimal = ONE) -> Decimal:
-    """The signal's size in units of the base asset, before any rounding.
-
-    A quote size is divided by the reference price times ``cost_factor``, rounded down: the
-    quantity never costs more than the amount the signal gave.
-    """
+def _requested_quantity(request: SignalRequest) -> Decimal:
+    """The size of a close, in units of the base asset (a quote size at the reference price)."""
     size = request.size
     if size is None:
         raise PlanningError(f"{request.intent} needs a size")
@@ -253,11 +233,9 @@ def _requested_quantity(request: SignalRequest, cost_factor: Decimal = ONE) -> D
                 "a size in quote currency needs the signal's reference_price to become a quantity"
             )
         with localcontext() as context:
-            context.rounding = ROUND_CEILING
-            unit_cost = request.reference_price * cost_factor
             context.rounding = ROUND_FLOOR
-            return size.value / unit_cost
-    raise PlanningError(f"sizing by {size.unit} is not supported yet")
+            return size.value / request.reference_price
+    raise PlanningError(f"a close is sized by quantity or quote amount, not by {size.unit}")
 
 
 def _sendable(wanted: Decimal, request: SignalRequest, rules: MarketRules, what: str) -> Decimal:
