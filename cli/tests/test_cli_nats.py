@@ -173,7 +173,8 @@ async def test_halt_lands_in_the_ops_stream(
     await ensure_stream(admin, "OPS")
 
     result = await run_cli(
-        ["halt", "--account", "main", "--reason", "drawdown", "--operator", "ann"], operator_env
+        ["halt", "--account", "main", "--reason", "drawdown", "--operator", "ann", "--no-wait"],
+        operator_env,
     )
 
     assert result.exit_code == 0, result.output

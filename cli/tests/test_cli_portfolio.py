@@ -4,12 +4,16 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 import test_cli_nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from test_cli_nats import ensure_stream, run_cli
+from rich.console import Console
+from test_cli_nats import an_order, ensure_stream, run_cli
 
+from ordo.cli import views
 from ordo.cli.errors import EXIT_USAGE
+from ordo.contracts.enums import OrderStatus, OrderType, TimeInForce
 from ordo.contracts.orders import PositionView, RebalancePortfolio, TargetWeight
 from ordo.contracts.queries import (
     PnlTotals,
@@ -233,3 +237,26 @@ async def test_rebalances_show_how_far_each_got_and_why_one_was_refused(
     assert queries[0].rebalance_id == "rb-1"
     assert "refused" in table.stdout
     assert "BTC/USDT=0.5" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("released_at", "label"),
+    [(None, "stop_market GTC reduce-only (held)"), (NOW, "stop_market GTC reduce-only (emulated)")],
+)
+def test_an_emulated_order_reads_held_until_its_trigger_released_it(
+    released_at: datetime | None, label: str
+) -> None:
+    stop = an_order("sig-1").model_copy(
+        update={
+            "order_type": OrderType.STOP_MARKET,
+            "stop_price": Decimal(59000),
+            "time_in_force": TimeInForce.GTC,
+            "reduce_only": True,
+            "status": OrderStatus.INITIALIZED,
+            "emulated": True,
+            "released_at": released_at,
+        }
+    )
+    console = Console(record=True, width=300)
+    console.print(views.orders_table([stop]))
+    assert label in console.export_text()

@@ -16,7 +16,7 @@ from nats.js.errors import NotFoundError
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from ordo.cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, InvalidInput
+from ordo.cli.errors import EXIT_NOT_FOUND, EXIT_TIMEOUT, EXIT_USAGE, InvalidInput
 from ordo.cli.main import app
 from ordo.cli.risk import decisions_table, parse_assignments
 from ordo.contracts.enums import OrderType, Side, TradingState
@@ -32,6 +32,8 @@ from ordo.contracts.risk import (
     RiskDecisionsView,
     RiskLimitsView,
     SetRiskLimits,
+    SetTradingState,
+    TradingStateRecord,
 )
 from ordo.contracts.subjects import STREAMS, Service, Subject
 from ordo.kit.embedded import NatsCredentials, NatsServer
@@ -292,3 +294,82 @@ async def test_a_limits_change_goes_to_the_ops_stream_and_reports_the_risk_servi
     assert answer["message_id"] == command.message_id
     assert answer["outcome"] == "refused"
     assert "must be greater than zero" in answer["error"]
+
+
+async def test_a_halt_waits_for_the_risk_service_and_shows_the_switch(
+    admin: NatsClient, operator_env: dict[str, str]
+) -> None:
+    await ensure_stream(admin, "OPS")
+    commands: list[SetTradingState] = []
+
+    async def command_seen(msg: Msg) -> None:
+        commands.append(SetTradingState.from_json(msg.data))
+
+    async def risk_service(msg: Msg) -> None:
+        query = QueryRiskAudit.from_json(msg.data)
+        switches = tuple(
+            TradingStateRecord(
+                account=command.account,
+                from_state=TradingState.ACTIVE,
+                to_state=command.state,
+                outcome="applied",
+                reason=command.reason,
+                actor=command.operator,
+                command_id=command.message_id,
+                at=NOW,
+            )
+            for command in commands
+        )
+        view = RiskAuditView.caused_by(
+            query, producer="risk", state_changes=switches, limit_changes=()
+        )
+        await msg.respond(view.to_json())
+
+    watching = await admin.subscribe(str(Subject.OPS_SET_TRADING_STATE), cb=command_seen)
+    answering = await admin.subscribe(str(Subject.QUERY_RISK_AUDIT), cb=risk_service)
+    await admin.flush()
+    try:
+        result = await run_cli(
+            ["halt", "--account", "main", "--reason", "drawdown", "--operator", "ann", "--json"],
+            operator_env,
+        )
+    finally:
+        await watching.unsubscribe()
+        await answering.unsubscribe()
+
+    assert result.exit_code == 0, result.output
+    [command] = commands
+    answer = json.loads(result.stdout)
+    assert answer["message_id"] == command.message_id
+    assert (answer["account"], answer["to_state"], answer["outcome"]) == (
+        "main",
+        "halted",
+        "applied",
+    )
+
+
+async def test_a_halt_nobody_handles_is_reported_as_not_yet_applied(
+    admin: NatsClient, operator_env: dict[str, str]
+) -> None:
+    await ensure_stream(admin, "OPS")
+
+    async def risk_service(msg: Msg) -> None:  # up, but the command never reaches it
+        query = QueryRiskAudit.from_json(msg.data)
+        view = RiskAuditView.caused_by(query, producer="risk", state_changes=(), limit_changes=())
+        await msg.respond(view.to_json())
+
+    answering = await admin.subscribe(str(Subject.QUERY_RISK_AUDIT), cb=risk_service)
+    await admin.flush()
+    try:
+        result = await run_cli(
+            [
+                *("halt", "--account", "main", "--reason", "drawdown", "--operator", "ann"),
+                *("--timeout", "1"),
+            ],
+            operator_env,
+        )
+    finally:
+        await answering.unsubscribe()
+
+    assert result.exit_code == EXIT_TIMEOUT
+    assert "is in the OPS stream, but the risk service has not handled it" in result.stderr

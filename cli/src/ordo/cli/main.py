@@ -22,9 +22,7 @@ from rich.markup import escape
 
 from ordo.cli import client, jaeger, spans, venues, views
 from ordo.cli.errors import CliError, InvalidInput, NothingFound
-from ordo.contracts.enums import Intent, Side, SizeUnit, TradingState
-from ordo.contracts.envelope import new_message_id
-from ordo.contracts.risk import SetTradingState
+from ordo.contracts.enums import Intent, Side, SizeUnit
 from ordo.contracts.signals import SignalRequest, Size
 from ordo.contracts.subjects import DEAD_LETTER_STREAM, Service
 
@@ -308,92 +306,6 @@ def send_signal(
             typer.echo(answer["signal_id"])
         else:
             typer.echo(json.dumps(answer, default=str))
-
-
-# -- ordo halt / reduce / resume ----------------------------------------------------------------
-def _set_trading_state(
-    state: TradingState,
-    account: str,
-    reason: str,
-    operator: str | None,
-    var_dir: Path,
-    as_json: bool,
-    timeout: float,
-) -> None:
-    with reporting_errors():
-        operator = operator or _login_name()
-        if not operator:
-            raise InvalidInput("who asks? give --operator (USER is not set)")
-        message_id = new_message_id()
-        command = build(
-            SetTradingState,
-            message_id=message_id,
-            correlation_id=message_id,  # an operator command starts its own flow
-            producer=OPERATOR,
-            account=account,
-            state=state,
-            reason=reason,
-            operator=operator,
-        )
-
-        async def publish() -> Any:
-            info = client.find_stack(var_dir)
-            async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
-                return await client.publish_command(session, command, timeout)
-
-        ack = asyncio.run(publish())
-        if as_json:
-            print_json(
-                {
-                    "message_id": message_id,
-                    "account": account,
-                    "state": str(state),
-                    "stream": ack.stream,
-                    "sequence": ack.seq,
-                    "duplicate": bool(ack.duplicate),
-                }
-            )
-        else:
-            typer.echo(message_id)
-
-
-@app.command()
-def halt(
-    account: Account,
-    reason: Reason,
-    operator: Operator = None,
-    var_dir: VarDir = client.DEFAULT_VAR_DIR,
-    as_json: AsJson = False,
-    timeout: Timeout = 5.0,
-) -> None:
-    """Halt an account: no new orders, only cancels. Prints the command's message id."""
-    _set_trading_state(TradingState.HALTED, account, reason, operator, var_dir, as_json, timeout)
-
-
-@app.command()
-def reduce(
-    account: Account,
-    reason: Reason,
-    operator: Operator = None,
-    var_dir: VarDir = client.DEFAULT_VAR_DIR,
-    as_json: AsJson = False,
-    timeout: Timeout = 5.0,
-) -> None:
-    """Let an account only reduce its exposure. Prints the command's message id."""
-    _set_trading_state(TradingState.REDUCING, account, reason, operator, var_dir, as_json, timeout)
-
-
-@app.command()
-def resume(
-    account: Account,
-    reason: Reason,
-    operator: Operator = None,
-    var_dir: VarDir = client.DEFAULT_VAR_DIR,
-    as_json: AsJson = False,
-    timeout: Timeout = 5.0,
-) -> None:
-    """Let an account trade normally again. Prints the command's message id."""
-    _set_trading_state(TradingState.ACTIVE, account, reason, operator, var_dir, as_json, timeout)
 
 
 def _login_name() -> str | None:

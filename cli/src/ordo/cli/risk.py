@@ -1,17 +1,18 @@
-"""``ordo risk``: the risk gate's audit and its limits, over NATS as the operator user.
+"""The risk gate's operator commands, over NATS as the operator user.
 
-``ordo risk decisions`` (every decision with its inputs), ``ordo risk audit`` (trading-state and
-limit changes), ``ordo risk limits show`` and ``ordo risk limits set`` (an audited change, in force
-on every replica at once). Registers itself on the CLI's ``app`` when :mod:`ordo.cli.main`
-imports this module.
+``ordo halt|reduce|resume`` (an account's trading state), ``ordo risk decisions`` (every decision
+with its inputs), ``ordo risk audit`` (trading-state and limit changes), ``ordo risk limits show``
+and ``ordo risk limits set`` (in force on every replica at once). Every change is audited, and the
+commands that change something wait for the risk service's verdict. Registers itself on the CLI's
+``app`` when :mod:`ordo.cli.main` imports this module.
 """
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -21,6 +22,7 @@ from ordo.cli import client
 from ordo.cli.errors import InvalidInput, NothingFound, RequestTimedOut
 from ordo.cli.main import (
     OPERATOR,
+    Account,
     AsJson,
     Operator,
     Reason,
@@ -34,6 +36,7 @@ from ordo.cli.main import (
     reporting_errors,
 )
 from ordo.cli.views import moment
+from ordo.contracts.enums import TradingState
 from ordo.contracts.envelope import Message, new_message_id
 from ordo.contracts.risk import (
     DenialReason,
@@ -47,6 +50,7 @@ from ordo.contracts.risk import (
     RiskDecisionsView,
     RiskLimitsView,
     SetRiskLimits,
+    SetTradingState,
     TradingStateRecord,
 )
 
@@ -65,6 +69,110 @@ Since = Annotated[
 ]
 Until = Annotated[datetime | None, typer.Option("--until", help="Before this UTC time.")]
 Limit = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)]
+NoWait = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait", help="Print the command's message id once it is in the OPS stream; no more."
+    ),
+]
+Record = TypeVar("Record", TradingStateRecord, LimitChangeRecord)
+
+
+# -- ordo halt / reduce / resume ----------------------------------------------------------------
+@app.command()
+def halt(
+    account: Account,
+    reason: Reason,
+    operator: Operator = None,
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    as_json: AsJson = False,
+    no_wait: NoWait = False,
+    timeout: Timeout = 10.0,
+) -> None:
+    """Halt an account: no new orders, only cancels. Waits for the risk service's verdict."""
+    _set_trading_state(
+        TradingState.HALTED, account, reason, operator, var_dir, as_json, no_wait, timeout
+    )
+
+
+@app.command()
+def reduce(
+    account: Account,
+    reason: Reason,
+    operator: Operator = None,
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    as_json: AsJson = False,
+    no_wait: NoWait = False,
+    timeout: Timeout = 10.0,
+) -> None:
+    """Let an account only reduce its exposure. Waits for the risk service's verdict."""
+    _set_trading_state(
+        TradingState.REDUCING, account, reason, operator, var_dir, as_json, no_wait, timeout
+    )
+
+
+@app.command()
+def resume(
+    account: Account,
+    reason: Reason,
+    operator: Operator = None,
+    var_dir: VarDir = client.DEFAULT_VAR_DIR,
+    as_json: AsJson = False,
+    no_wait: NoWait = False,
+    timeout: Timeout = 10.0,
+) -> None:
+    """Let an account trade normally again. Waits for the risk service's verdict."""
+    _set_trading_state(
+        TradingState.ACTIVE, account, reason, operator, var_dir, as_json, no_wait, timeout
+    )
+
+
+def _set_trading_state(
+    state: TradingState,
+    account: str,
+    reason: str,
+    operator: str | None,
+    var_dir: Path,
+    as_json: bool,
+    no_wait: bool,
+    timeout: float,
+) -> None:
+    """Publish the command; unless told not to, show what the risk service made of it.
+
+    Waiting is the default: a command that reached the stream has not yet switched anything
+    (the risk service may refuse it, or be down), and an operator halting an account must know.
+    """
+    with reporting_errors():
+        operator = operator or _login_name()
+        if not operator:
+            raise InvalidInput("who asks? give --operator (USER is not set)")
+        message_id = new_message_id()
+        command = build(
+            SetTradingState,
+            message_id=message_id,
+            correlation_id=message_id,  # an operator command starts its own flow
+            producer=OPERATOR,
+            account=account,
+            state=state,
+            reason=reason,
+            operator=operator,
+        )
+        if no_wait:
+            asyncio.run(_publish(var_dir, command, timeout))
+            if as_json:
+                print_json({"message_id": message_id})
+            else:
+                typer.echo(message_id)
+            return
+        change = asyncio.run(
+            _publish_and_wait(var_dir, command, timeout, lambda view: view.state_changes)
+        )
+        if as_json:
+            print_json({"message_id": message_id, **change.model_dump(mode="json")})
+        else:
+            out().print(state_changes_table([change]))
+        if change.outcome == "refused":
+            raise typer.Exit(1)
 
 
 # -- ordo risk decisions ------------------------------------------------------------------------
@@ -299,7 +407,9 @@ def set_limits(
             reason=reason,
             operator=operator,
         )
-        change = asyncio.run(_set_and_wait(var_dir, command, timeout))
+        change = asyncio.run(
+            _publish_and_wait(var_dir, command, timeout, lambda view: view.limit_changes)
+        )
         if as_json:
             print_json({"message_id": message_id, **change.model_dump(mode="json")})
         else:
@@ -329,8 +439,19 @@ def _require_a_change(changes: dict[str, LimitValue], reset: tuple[str, ...]) ->
         raise InvalidInput(f"a limit is either set or reset, not both: {', '.join(both)}")
 
 
-async def _set_and_wait(var_dir: Path, command: SetRiskLimits, timeout: float) -> LimitChangeRecord:
-    """Publish the command, then ask the audit until the change shows there (or time is up)."""
+async def _publish(var_dir: Path, command: Message, timeout: float) -> None:
+    info = client.find_stack(var_dir)
+    async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
+        await client.publish_command(session, command, timeout)
+
+
+async def _publish_and_wait(
+    var_dir: Path,
+    command: SetTradingState | SetRiskLimits,
+    timeout: float,
+    records_of: Callable[[RiskAuditView], Sequence[Record]],
+) -> Record:
+    """Publish the command, then ask the audit until the command shows there (or time is up)."""
     info = client.find_stack(var_dir)
     deadline = time.monotonic() + timeout
     async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
@@ -343,13 +464,13 @@ async def _set_and_wait(var_dir: Path, command: SetRiskLimits, timeout: float) -
                 limit=50,
             )
             view = await client.ask(session, query, RiskAuditView, timeout)
-            for change in view.limit_changes:
-                if change.command_id == command.message_id:
-                    return change
+            for record in records_of(view):
+                if record.command_id == command.message_id:
+                    return record
             await asyncio.sleep(0.2)
     raise RequestTimedOut(
-        f"the change {command.message_id} is in the OPS stream, but the risk service has not "
-        f"applied it within {timeout:g}s: see `ordo risk audit` later, or `ordo status`"
+        f"the command {command.message_id} is in the OPS stream, but the risk service has not "
+        f"handled it within {timeout:g}s: see `ordo risk audit` later, or `ordo status`"
     )
 
 
