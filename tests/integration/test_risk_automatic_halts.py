@@ -132,7 +132,13 @@ async def test_a_drawdown_from_the_equity_peak_halts_the_account(
     # Of a capital of 1,000,000, 0.00001 % is 0.1: the entry's fee alone takes more, and if the
     # market rose meanwhile, the first move down from the new peak does.
     await set_limits(
-        operator, account, {"starting_capital": "1000000", "max_drawdown_percent": "0.00001"}
+        operator,
+        account,
+        {
+            "starting_capital": "1000000",
+            "max_drawdown_percent": "0.00001",
+            "quote_max_age_seconds": "30",  # quotes arrive every second
+        },
     )
 
     first = await enter(operator, account)

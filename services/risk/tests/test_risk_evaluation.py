@@ -200,7 +200,11 @@ async def test_a_quote_that_takes_equity_past_the_drawdown_limit_halts(
     database: Path, last: str, halted: bool
 ) -> None:
     # 10 held at 100 on a capital of 1000: at 110 the equity peaks at 1100; 10 % down is 990.
-    limits = {"starting_capital": "1000", "max_drawdown_percent": "10"}
+    limits = {
+        "starting_capital": "1000",
+        "max_drawdown_percent": "10",
+        "quote_max_age_seconds": "600",
+    }
     async with service(database, **limits) as risk:
         await risk.send(moved(position("10", average_entry="100")))
         await risk.send(market_quote("110"), market_quote(last))
@@ -229,7 +233,11 @@ async def test_an_operator_may_reduce_an_account_halted_for_drawdown_until_it_br
     database: Path,
 ) -> None:
     # 10 held at 100 on a capital of 1000, peak 1100 at 110: below 990 (98.99) is a breach.
-    limits = {"starting_capital": "1000", "max_drawdown_percent": "10"}
+    limits = {
+        "starting_capital": "1000",
+        "max_drawdown_percent": "10",
+        "quote_max_age_seconds": "600",
+    }
     async with service(database, **limits) as risk:
         await risk.send(moved(position("10", average_entry="100")))
         await risk.send(market_quote("110"), market_quote("98"))
@@ -272,7 +280,11 @@ async def test_a_starting_capital_changed_at_run_time_starts_the_equity_peak_afr
 ) -> None:
     # 10 held at 100 on a capital of 1000: the peak is 1100 at 110. Half the capital is then
     # withdrawn: 600 against the old peak would be a 45 % drawdown that nobody lost.
-    limits = {"starting_capital": "1000", "max_drawdown_percent": "10"}
+    limits = {
+        "starting_capital": "1000",
+        "max_drawdown_percent": "10",
+        "quote_max_age_seconds": "600",
+    }
     withdrawal = SetRiskLimits(
         correlation_id="desk",
         producer="operator",

@@ -171,6 +171,24 @@ def test_amounts_must_be_above_zero(field: str) -> None:
         ({"max_drawdown_percent": "10"}, "max_drawdown_percent is measured against equity"),
         ({"max_orders_per_account": 5}, "max_orders_per_account counts orders in a window"),
         ({"price_collar_percent": "5"}, "price_collar_percent needs quote_max_age_seconds"),
+        # Each values held positions at their marks: a stopped feed would price them for ever.
+        (
+            {"starting_capital": "1000", "max_leverage": "2"},
+            "max_leverage needs quote_max_age_seconds",
+        ),
+        ({"max_gross_exposure": "1000"}, "max_gross_exposure needs quote_max_age_seconds"),
+        (
+            {"max_symbol_concentration_percent": "50"},
+            "max_symbol_concentration_percent needs quote_max_age_seconds",
+        ),
+        (
+            {"starting_capital": "1000", "max_position_percent_of_equity": "10"},
+            "max_position_percent_of_equity needs quote_max_age_seconds",
+        ),
+        (
+            {"starting_capital": "1000", "max_drawdown_percent": "10"},
+            "max_drawdown_percent needs quote_max_age_seconds",
+        ),
     ],
 )
 def test_a_limit_without_what_it_is_measured_against_stops_the_start(
@@ -183,7 +201,7 @@ def test_a_limit_without_what_it_is_measured_against_stops_the_start(
 def test_an_account_override_is_checked_with_the_default_it_completes() -> None:
     config = AccountLimits.model_validate(
         {
-            "default": {"starting_capital": "1000"},
+            "default": {"starting_capital": "1000", "quote_max_age_seconds": "10"},
             "accounts": {"big": {"max_leverage": "3"}},
         }
     )

@@ -4,9 +4,9 @@ The limits come from the ``risk.limits`` section of the config file (a ``default
 overrides in ``accounts`` and per-strategy overrides of the per-order limits in ``strategies``) and
 are validated at start-up: a typo, a float, a zero or negative limit, a percentage outside 0-100,
 a count that is not a whole positive number, or a limit without what it is measured against (an
-equity limit without ``starting_capital``, a rate without its window, a collar or the enabled
-loser/winner offset without a maximum quote age) stops the service with a message that names the
-field and the account.
+equity limit without ``starting_capital``, a rate without its window, the collar, a limit valued
+at the marks or the enabled loser/winner offset without a maximum quote age) stops the service
+with a message that names the field and the account.
 """
 
 from typing import Any, ClassVar

@@ -154,12 +154,26 @@ class RiskLimits(BaseModel):
                 problems.append(
                     f"{name} counts orders in a window: it needs order_rate_window_seconds"
                 )
-        if self.price_collar_percent is not None and self.quote_max_age_seconds is None:
-            problems.append(
-                "price_collar_percent needs quote_max_age_seconds: without it, a quote of any age "
-                "would be trusted"
-            )
+        if self.quote_max_age_seconds is None:
+            # Each values positions at their marks: a stopped feed must not price them for ever.
+            marked = [name for name in _VALUED_AT_MARKS if getattr(self, name) is not None]
+            problems += [
+                f"{name} needs quote_max_age_seconds: without it, a quote of any age would be "
+                f"trusted"
+                for name in marked
+            ]
         return problems
+
+
+# The limits that read the last trusted quotes: the collar, and those that value held positions.
+_VALUED_AT_MARKS = (
+    "price_collar_percent",
+    "max_position_percent_of_equity",
+    "max_gross_exposure",
+    "max_leverage",
+    "max_symbol_concentration_percent",
+    "max_drawdown_percent",
+)
 
 
 class AccountLimits(BaseModel):
