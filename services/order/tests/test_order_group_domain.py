@@ -268,9 +268,11 @@ def test_a_closed_group_never_goes_live_again() -> None:
         group.go_live(NOW)
 
 
-def waiting(group_id: str, symbol: str, minutes: int, reference: str = "100") -> WaitingEntry:
+def waiting(
+    group_id: str, symbol: str, minutes: int, reference: str = "100", venue: str = "paper"
+) -> WaitingEntry:
     return WaitingEntry(
-        group_id, "s", symbol, Side.BUY, D(reference), NOW + timedelta(minutes=minutes)
+        group_id, "s", venue, symbol, Side.BUY, D(reference), NOW + timedelta(minutes=minutes)
     )
 
 
@@ -286,7 +288,11 @@ def test_the_queue_releases_by_tier_then_loss_then_age() -> None:
     ranked = release_order(
         entries,
         live=frozenset({("BTC/USDT", Side.BUY)}),
-        marks={"ETH/USDT": D(99), "DOT/USDT": D(90), "SOL/USDT": D(101)},
+        marks={
+            ("paper", "ETH/USDT"): D(99),
+            ("paper", "DOT/USDT"): D(90),
+            ("paper", "SOL/USDT"): D(101),
+        },
         last_closed_symbol="XRP/USDT",
     )
     assert [entry.group_id for entry, _ in ranked] == [
@@ -307,6 +313,19 @@ def test_without_marks_the_loss_tier_compares_nothing_and_says_so() -> None:
     )
     assert priority.tier == 4
     assert "no mark for ETH/USDT" in priority.why
+
+
+def test_an_entry_is_compared_with_its_own_venues_mark() -> None:
+    ranked = release_order(
+        [waiting("on-a", "ETH/USDT", 0, venue="a"), waiting("on-b", "ETH/USDT", 1, venue="b")],
+        live=frozenset(),
+        marks={("a", "ETH/USDT"): D(100), ("b", "ETH/USDT"): D(90)},
+        last_closed_symbol=None,
+    )
+    assert [(entry.group_id, priority.tier) for entry, priority in ranked] == [
+        ("on-b", 2),
+        ("on-a", 4),
+    ]
 
 
 # --- the configuration -------------------------------------------------------------------------

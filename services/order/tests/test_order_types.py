@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 from order_domain_builders import NOW, order_spec
+from pydantic import ValidationError
 
 from ordo.contracts.enums import OrderType, TimeInForce
+from ordo.order.config import OrderSettings
 from ordo.order.domain.errors import InvalidOrderSpec, PlanningError
 from ordo.order.domain.order_types import (
     VenueCapabilities,
@@ -136,6 +138,16 @@ def test_a_venue_without_limit_orders_cannot_have_them_emulated() -> None:
     market_only = VenueCapabilities(order_types=frozenset({OrderType.MARKET}))
     with pytest.raises(InvalidOrderSpec, match="cannot emulate"):
         prepare(order_spec(order_type=OrderType.LIMIT, limit_price=Decimal(99)), market_only, NOW)
+
+
+def test_a_venue_configured_without_market_or_limit_orders_is_refused_at_start_up() -> None:
+    """Emulated stops are released as market or limit orders, and a group's grid and exits are
+    limit orders: a venue that takes neither cannot be traded, so it is refused in the config,
+    not found out by the first exit placed while a fill is being applied."""
+    with pytest.raises(ValidationError, match="order_types must include limit"):
+        OrderSettings(venues={"ccxt:x": {"order_types": ["market", "stop_market"]}})
+    settings = OrderSettings(venues={"ccxt:x": {"order_types": ["market", "limit"]}})
+    assert settings.venue_capabilities()["ccxt:x"].emulates(OrderType.STOP_MARKET)
 
 
 def _decimal(value: Any) -> Any:

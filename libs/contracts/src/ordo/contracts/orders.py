@@ -129,9 +129,7 @@ class OrderView(Contract):
     @property
     def is_held(self) -> bool:
         """Held by the OMS until its trigger: no venue has seen it."""
-        return (
-            self.emulated and self.status is OrderStatus.INITIALIZED and self.released_at is None
-        )
+        return self.emulated and self.status is OrderStatus.INITIALIZED and self.released_at is None
 
 
 class OrderUpdated(Message):

@@ -12,7 +12,7 @@ from ordo.contracts.enums import OrderType, SizeUnit, TakeProfitMode
 from ordo.contracts.types import Decimal_
 from ordo.kit.settings import Section, ServiceSettings
 from ordo.order.domain import MarketRules
-from ordo.order.domain.order_types import VenueCapabilities
+from ordo.order.domain.order_types import EMULABLE, VenueCapabilities
 from ordo.order.domain.strategy import DcaLevel, GridPlan, StrategyPlan, TakeProfitPlan
 
 Positive = Annotated[Decimal_, Field(gt=0)]
@@ -168,6 +168,16 @@ class VenueCapabilitiesSettings(Section):
 
     order_types: frozenset[OrderType] = frozenset(OrderType)
     session_close_utc: time | None = Field(default=None, description="e.g. 20:00 (UTC)")
+
+    @model_validator(mode="after")
+    def _takes_what_the_oms_cannot_emulate(self) -> Self:
+        missing = sorted(set(OrderType) - EMULABLE - self.order_types)
+        if missing:
+            raise ValueError(
+                f"order_types must include {', '.join(missing)}: the OMS emulates only stop "
+                "types, and releases them as market or limit orders"
+            )
+        return self
 
     @property
     def capabilities(self) -> VenueCapabilities:

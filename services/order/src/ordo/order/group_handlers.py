@@ -11,8 +11,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy import select, update
-
 from ordo.contracts.enums import (
     GroupOrderRole,
     GroupStatus,
@@ -52,7 +50,8 @@ from ordo.order.domain.contingent import (
 )
 from ordo.order.domain.grid import EntryLeg, plan_entries
 from ordo.order.domain.groups import GroupRefused, PositionGroup
-from ordo.order.domain.pool import WaitingEntry, release_order
+from ordo.order.domain.marks import marked, totals
+from ordo.order.domain.pool import Priority, WaitingEntry, release_order
 from ordo.order.domain.sizing import entry_quantity, equity_of
 from ordo.order.domain.strategy import ENTRY_ROLES, StrategyPlan
 from ordo.order.group_store import (
@@ -479,17 +478,15 @@ class GroupManagement:
         membership = await groups.group_order(order.order_id)
         if membership is None:
             return
-        group = await groups.get(membership.group_id)
-        if group is None or group.status is GroupStatus.CLOSED:
-            if group is not None and filled:
-                # A fill that raced its cancel after the group closed: the position moved with
-                # no group to manage it. An exit signal closes it on the plain path.
-                log.error(
-                    "fill for an order of a closed group; the position is left to the desk",
-                    group_id=group.group_id,
-                    order_id=order.order_id,
-                )
+        group = await self._open_group(membership.group_id, order, filled, groups)
+        if group is None:
             return
+        if order.status.is_terminal:
+            # Every ending of one of its orders is a new version of the group: two replicas
+            # ending its last two orders at once cannot both see "one still open" and leave it
+            # unclosed; one of them fails its save and runs again on fresh state.
+            group.claim(now)
+            await groups.save(group)
         legs = await group_store.legs_of(repos.session, group.group_id)
         held = await self._open_quantity(group, repos)
         if group.status is GroupStatus.CLOSING:
@@ -523,6 +520,24 @@ class GroupManagement:
             # been superseded while it waited for the risk gate.
             await self._sync_exits(group, legs, held, repos, cause, tx, now)
         await self._close_if_done(group, cause, repos, tx, now)
+
+    @staticmethod
+    async def _open_group(
+        group_id: str, order: Order, filled: bool, groups: GroupRepository
+    ) -> PositionGroup | None:
+        """The order's group, unless it is closed (or gone)."""
+        group = await groups.get(group_id)
+        if group is not None and group.status is GroupStatus.CLOSED:
+            if filled:
+                # A fill that raced its cancel after the group closed: the position moved with
+                # no group to manage it. An exit signal closes it on the plain path.
+                log.error(
+                    "fill for an order of a closed group; the position is left to the desk",
+                    group_id=group.group_id,
+                    order_id=order.order_id,
+                )
+            return None
+        return group
 
     async def _keep_closing(
         self,
@@ -645,12 +660,7 @@ class GroupManagement:
         pool = await PoolRepository(repos.session).claim(account, now=now)
         holders = await groups.slot_holders_of(account)
         free = self._max_open_groups(account) - len(holders)
-        ranked = release_order(
-            [_waiting_entry(group) for group in waiting],
-            live=frozenset((g.symbol, g.side) for g in holders),
-            marks=await self._marks_of(repos, waiting[0].venue),
-            last_closed_symbol=pool.last_closed_symbol,
-        )
+        ranked = await _ranked(waiting, holders, pool.last_closed_symbol, repos, self._marks_of)
         by_id = {group.group_id: group for group in waiting}
         for entry, priority in ranked:
             if free <= 0:
@@ -675,7 +685,7 @@ class GroupManagement:
         except PlanningError as exc:
             group.close(f"its entry could not be planned when released: {exc}", now)
             await groups.save(group)
-            await _set_outcome(repos, signal.signal_id, SignalOutcome.UNPLANNABLE, group.reason)
+            await repos.signals.dequeued(signal.signal_id, SignalOutcome.UNPLANNABLE, group.reason)
             return False
         group.go_live(now)
         group.reason = f"released from the queue: {why}"
@@ -683,7 +693,7 @@ class GroupManagement:
         proposal_id = await self._propose(
             group, _entry_specs(group, entries, signal), signal, repos, tx, now
         )
-        await _set_outcome(repos, signal.signal_id, SignalOutcome.PLANNED, None, proposal_id)
+        await repos.signals.dequeued(signal.signal_id, SignalOutcome.PLANNED, None, proposal_id)
         log.info("waiting group released", group_id=group.group_id, why=why)
         return True
 
@@ -889,11 +899,8 @@ class GroupQueries:
                 )
                 if not waiting:
                     continue
-                ranked = release_order(
-                    [_waiting_entry(group) for group in waiting],
-                    live=frozenset((g.symbol, g.side) for g in holders),
-                    marks=await self._marks_of(repos, waiting[0].venue),
-                    last_closed_symbol=last_closed.get(account),
+                ranked = await _ranked(
+                    waiting, holders, last_closed.get(account), repos, self._marks_of
                 )
                 by_id = {group.group_id: group for group in waiting}
                 for rank, (entry, priority) in enumerate(ranked, start=1):
@@ -948,43 +955,15 @@ async def record_outcome(
     )
 
 
-async def _set_outcome(
-    repos: Repositories,
-    signal_id: str,
-    outcome: SignalOutcome,
-    reason: str | None,
-    proposal_id: str | None = None,
-) -> None:
-    """A queued signal's outcome once its group left the queue."""
-    await repos.session.execute(
-        update(store.signal_outcomes)
-        .where(store.signal_outcomes.c.signal_id == signal_id)
-        .values(outcome=outcome.value, reason=reason, proposal_id=proposal_id)
-    )
-
-
 async def _pnl_of(repos: Repositories, account: str) -> tuple[Decimal, Decimal]:
     """The account's realised P&L (after fees), and its unrealised P&L at the marks it has: a
     position without a mark adds nothing, rather than a value at a made-up price."""
-    rows = (
-        await repos.session.execute(
-            select(
-                store.positions.c.venue,
-                store.positions.c.symbol,
-                store.positions.c.quantity,
-                store.positions.c.average_entry,
-                store.positions.c.realised_pnl,
-            ).where(store.positions.c.account == account)
-        )
-    ).all()
+    found = await store.find_positions(repos.session, account=account, include_flat=True)
     marks = await all_marks(repos.session)
-    realised = sum((row.realised_pnl for row in rows), ZERO)
-    unrealised = ZERO
-    for row in rows:
-        mark = marks.get((row.venue, row.symbol))
-        if mark is not None and row.average_entry is not None:
-            unrealised += (mark.price - row.average_entry) * row.quantity
-    return realised, unrealised
+    for total in totals(marked(position, marks) for position in found):
+        if total.strategy is None:  # the account's own total
+            return total.realised_pnl, total.unrealised_pnl
+    return ZERO, ZERO
 
 
 def _size_of(request: SignalRequest, plan: StrategyPlan) -> tuple[SizeUnit, Decimal]:
@@ -1053,6 +1032,27 @@ def _entry_specs(
     ]
 
 
+async def _ranked(
+    waiting: Sequence[PositionGroup],
+    holders: Sequence[PositionGroup],
+    last_closed_symbol: str | None,
+    repos: Repositories,
+    marks_of: MarksOf,
+) -> list[tuple[WaitingEntry, Priority]]:
+    """An account's waiting groups in the order the pool releases them, each with why; marks
+    from each waiting group's own venue."""
+    marks: dict[tuple[str, str], Decimal] = {}
+    for venue in sorted({group.venue for group in waiting}):
+        found = await marks_of(repos, venue)
+        marks.update(((venue, symbol), price) for symbol, price in found.items())
+    return release_order(
+        [_waiting_entry(group) for group in waiting],
+        live=frozenset((group.symbol, group.side) for group in holders),
+        marks=marks,
+        last_closed_symbol=last_closed_symbol,
+    )
+
+
 def _waiting_entry(group: PositionGroup) -> WaitingEntry:
     reference = None
     if group.queued_signal is not None:
@@ -1060,6 +1060,7 @@ def _waiting_entry(group: PositionGroup) -> WaitingEntry:
     return WaitingEntry(
         group_id=group.group_id,
         strategy=group.strategy,
+        venue=group.venue,
         symbol=group.symbol,
         side=group.side,
         reference_price=reference,

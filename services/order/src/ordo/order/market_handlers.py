@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from ordo.contracts.enums import OrderStatus, OrderType
+from ordo.contracts.enums import OrderType
 from ordo.contracts.envelope import Message, new_message_id
 from ordo.contracts.market import MarketQuote
 from ordo.contracts.orders import CancelOrder, OrderProposed, OrderSpec, RebalancePortfolio
@@ -53,16 +53,6 @@ Settle = Callable[[Order, Repositories, Message, Transaction, datetime, str], Aw
 MarketBook = Mapping[str, Mapping[str, MarketRules]]
 
 NATIVE = VenueCapabilities()
-
-
-@dataclass(frozen=True)
-class Placed:
-    order: Order
-    spec: OrderSpec
-
-    @property
-    def held(self) -> bool:
-        return self.order.emulated
 
 
 class OrderPlacement:
@@ -150,8 +140,8 @@ class MarketWatch:
         now: datetime,
     ) -> None:
         order = await repos.orders.get(watch.order_id)
-        if order is None or order.status is not OrderStatus.INITIALIZED:
-            # Canceled (or ended otherwise) while held: nothing left to watch.
+        if order is None or not order.is_held:
+            # Canceled, expired or released (or ended otherwise): nothing left to watch.
             await market.watches.remove(watch)
             return
         if order.expire_at is not None and order.expire_at <= now:
@@ -215,11 +205,6 @@ class OrderExpiry:
         held = order.is_held
         if not order.request_expiry(now):
             return False
-        if held:
-            # Ended here: no venue ever saw it, so there is nothing to cancel there.
-            await self._settle(order, repos, order_expired(order), tx, now, order.reason or "")
-            log.info("held order expired", order_id=order.order_id, expire_at=str(order.expire_at))
-            return True
         cancel = CancelOrder(
             correlation_id=order.signal_id,
             producer=PRODUCER,
@@ -231,6 +216,11 @@ class OrderExpiry:
             reason=order.reason or "expired",
         )
         await self._settle(order, repos, cancel, tx, now, cancel.reason)
+        if held:
+            # It ended here (EXPIRED): no venue ever saw it, so no cancel is sent. The unsent
+            # cancel still stands as the cause of the order's update: the OMS's own decision.
+            log.info("held order expired", order_id=order.order_id, expire_at=str(order.expire_at))
+            return True
         tx.publish(cancel)
         log.info("expired order canceled", order_id=order.order_id, expire_at=str(order.expire_at))
         return True

@@ -598,6 +598,21 @@ class SignalOutcomeRepository:
                 f"signal {record.signal_id} was planned concurrently elsewhere"
             ) from exc
 
+    async def dequeued(
+        self,
+        signal_id: str,
+        outcome: SignalOutcome,
+        reason: str | None,
+        proposal_id: str | None = None,
+    ) -> None:
+        """A queued signal's outcome once its group left the queue (the group's own version
+        check makes this a once-only act)."""
+        await self._session.execute(
+            update(signal_outcomes)
+            .where(signal_outcomes.c.signal_id == signal_id)
+            .values(outcome=outcome.value, reason=reason, proposal_id=proposal_id)
+        )
+
 
 class Repositories:
     """Every repository of one unit of work, on its session."""

@@ -209,9 +209,7 @@ class Order:
     @property
     def is_held(self) -> bool:
         """Held by the OMS for emulation, not yet triggered: no venue has seen it, nor will."""
-        return (
-            self.emulated and self.status is OrderStatus.INITIALIZED and self.released_at is None
-        )
+        return self.emulated and self.status is OrderStatus.INITIALIZED and self.released_at is None
 
     def request_cancel(self, reason: str, now: datetime) -> bool:
         """We asked the venue to cancel; False when the order is finished or already asked.

@@ -31,6 +31,7 @@ CONTINUATION, DEEPEST_LOSS, REPLACEMENT, FIFO = 1, 2, 3, 4
 class WaitingEntry:
     group_id: str
     strategy: str
+    venue: str
     symbol: str
     side: Side
     reference_price: Decimal | None
@@ -59,13 +60,14 @@ def priority_of(
     entry: WaitingEntry,
     *,
     live: frozenset[tuple[str, Side]],
-    marks: Mapping[str, Decimal],
+    marks: Mapping[tuple[str, str], Decimal],
     last_closed_symbol: str | None,
 ) -> Priority:
-    """``live``: the (symbol, side) of the account's live groups; ``marks``: symbol → mark."""
+    """``live``: the (symbol, side) of the account's live groups; ``marks``: (venue, symbol) →
+    mark, so that an entry is compared with its own venue's price."""
     if (entry.symbol, entry.side) in live:
         return Priority(CONTINUATION, f"continues the live {entry.side} group in {entry.symbol}")
-    loss = loss_percent(entry, marks.get(entry.symbol))
+    loss = loss_percent(entry, marks.get((entry.venue, entry.symbol)))
     if loss is not None and loss > ZERO:
         return Priority(
             DEEPEST_LOSS,
@@ -84,7 +86,7 @@ def release_order(
     waiting: Sequence[WaitingEntry],
     *,
     live: frozenset[tuple[str, Side]],
-    marks: Mapping[str, Decimal],
+    marks: Mapping[tuple[str, str], Decimal],
     last_closed_symbol: str | None,
 ) -> list[tuple[WaitingEntry, Priority]]:
     """The waiting entries of one account, the next to release first."""
