@@ -28,8 +28,9 @@ perpetual markets, leverage brackets, and position risk (v3) of the positions th
 (``set_position``).
 
 Faults, injected per request (``inject``): an HTTP error status (5xx, 429, ...), a delay before
-or after the request is handled (a slow venue, or one whose answer comes too late), and a
-response dropped after the order was created (the connection closes without an answer).
+or after the request is handled (a slow venue, which still handles a request its client gave up
+on, or one whose answer comes too late), and a response dropped after the order was created (the
+connection closes without an answer).
 """
 
 import asyncio
@@ -275,6 +276,9 @@ class BinanceTestVenue:
     async def _answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
         fault = self._take_fault(request.method, request.path)
         if fault is not None and fault.delay_before:
+            # The venue has the whole request before it is slow: a client that gives up
+            # meanwhile does not stop it from being handled (aiohttp keeps the body read).
+            await request.read()
             await asyncio.sleep(fault.delay_before)
         if fault is not None and fault.status is not None:
             return _error(fault.status, -1003 if fault.status == 429 else -1001, "injected")

@@ -33,8 +33,8 @@ async def deliver_last_attempt(app: ExecutionApp, approved: OrderApproved) -> No
         await app.execution.on_approved(approved, tx)
 
 
-async def published(app: ExecutionApp, subject: Subject) -> list[bytes]:
-    """The payloads the service wrote to its outbox on ``subject``, oldest first."""
+async def published(app: ExecutionApp, subject: Subject) -> list[str]:
+    """The payloads (JSON text) the service wrote to its outbox on ``subject``, oldest first."""
     outbox = store.messaging.outbox
     async with app.kit.db.session() as session:
         rows = await session.execute(

@@ -16,7 +16,15 @@ import httpx
 import nats
 import pytest
 from binance_test_venue import BinanceTestVenue, Fault, SpotMarket
-from execution_support import deliver, reports, statuses, submission, venue_changes
+from execution_support import (
+    deliver,
+    deliver_last_attempt,
+    published,
+    reports,
+    statuses,
+    submission,
+    venue_changes,
+)
 
 from ordo.contracts.enums import BreakerState, ExecutionStatus, OrderType, Side
 from ordo.contracts.execution import (
@@ -254,6 +262,21 @@ async def test_a_create_whose_answer_is_lost_is_looked_up_and_placed_exactly_onc
     assert (recorded.status, recorded.attempts) == (SubmissionStatus.SUBMITTED, 1)
 
 
+async def test_a_create_the_venue_takes_after_it_timed_out_on_the_last_attempt_is_reported(
+    make_service: MakeService, binance: BinanceTestVenue, account: str
+) -> None:
+    app = await make_service(timeout_seconds=1.0)
+    # The request waits at the venue past our timeout, and is then handled.
+    binance.inject(Fault("POST", "/api/v3/order", delay_before=1.5))
+
+    await deliver_last_attempt(app, approval(order_spec(account)))
+
+    # Never REJECTED for an order the venue went on to place.
+    assert await statuses(app) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
+    assert binance.create_requests["ord-1"] == 1
+    assert len(binance.orders_with_client_id("ord-1")) == 1
+
+
 @pytest.mark.parametrize("trouble", ["unreadable answer", "trades refused"])
 async def test_a_create_whose_answer_cannot_be_read_is_an_unknown_outcome_not_a_refusal(
     make_service: MakeService, binance: BinanceTestVenue, account: str, trouble: str
@@ -316,7 +339,10 @@ async def test_insufficient_funds_give_a_rejected_report_and_leave_the_breaker_c
 
 
 async def test_refused_credentials_halt_the_venue_until_they_work_again(
-    make_service: MakeService, binance: BinanceTestVenue, account: str
+    make_service: MakeService,
+    binance: BinanceTestVenue,
+    account: str,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     app = await make_service()
     binance.api_key = "another-key"  # the exchange no longer knows ours (revoked)
@@ -348,6 +374,17 @@ async def test_refused_credentials_halt_the_venue_until_they_work_again(
     assert [change.halted for change in await venue_changes(app)] == [True, False]
     await deliver(app, approval(order_spec(account, "third")))
     assert (await reports(app))[-1].status is ExecutionStatus.FILLED
+
+    # The credentials are in no message and no log line, refused or not.
+    messages = [
+        *await published(app, Subject.EXEC_REPORT),
+        *await published(app, Subject.EXEC_VENUE),
+    ]
+    logged = "".join(capfd.readouterr())
+    assert "venue halted" in logged  # the service's log lines were captured
+    for secret in (KEY, SECRET):
+        assert not any(secret in message for message in messages)
+        assert secret not in logged
 
 
 async def test_a_resting_order_filled_later_is_reported_by_polling(

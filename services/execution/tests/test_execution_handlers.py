@@ -40,13 +40,19 @@ from ordo.execution.app import ExecutionApp, assemble
 from ordo.execution.config import ExecutionSettings, PaperSettings
 from ordo.execution.errors import (
     AuthenticationFailed,
+    BadVenueResponse,
     DuplicateOrder,
+    InsufficientFunds,
+    InvalidOrder,
     OrderNotFound,
+    OrderRejected,
+    RateLimited,
     UnexplainedRefusal,
     VenueError,
     VenueTimeout,
     VenueUnavailable,
 )
+from ordo.execution.handlers import OutcomeUnknown
 from ordo.execution.store import SubmissionStatus
 from ordo.execution.venues import PaperVenue, PaperVenueConfig, Venue, VenueOrder
 from ordo.kit.breaker import CircuitOpenError
@@ -160,6 +166,7 @@ class ScriptedVenue:
         self.create_times_out = False
         self.not_shown: set[str] = set()  # orders it holds but does not show yet
         self.shown_after = 0  # the next lookups do not show an order it holds (lagging)
+        self.lags: dict[str, int] = {}  # per order: the next lookups that do not show it
         self.cancel_error: VenueError | None = None
         self.refuses_creates: VenueError | None = None  # before acting on them
         self.create_answer: VenueError | None = None  # after placing the order
@@ -190,8 +197,9 @@ class ScriptedVenue:
         if self.lookup_failures:
             self.lookup_failures -= 1
             raise VenueUnavailable("lookups are down", venue="scripted")
-        if self.shown_after:
-            self.shown_after -= 1
+        if self.shown_after or self.lags.get(order_id):
+            self.shown_after = max(self.shown_after - 1, 0)
+            self.lags[order_id] = max(self.lags.get(order_id, 0) - 1, 0)
             raise OrderNotFound(f"no order {order_id!r} (yet)", venue="scripted")
         if order_id in self.not_shown:
             raise OrderNotFound(f"no order {order_id!r}", venue="scripted")
@@ -343,6 +351,34 @@ async def test_a_venue_that_never_answers_leaves_the_order_unknown_and_opens_the
     assert (recorded.status, recorded.attempts) == (SubmissionStatus.UNKNOWN, 1)
     (status,) = await venue_changes(execution)
     assert (status.venue, status.account, status.breaker) == ("paper", "main", BreakerState.OPEN)
+
+
+@pytest.mark.parametrize(
+    ("failure", "counts"),
+    [
+        (VenueTimeout("no answer in time"), True),
+        (VenueUnavailable("503 Service Unavailable"), True),
+        (RateLimited("429 Too Many Requests"), True),
+        (BadVenueResponse("an answer without a price"), True),
+        (InsufficientFunds("needs 600 USDT"), False),
+        (InvalidOrder("quantity off the step size"), False),
+        (OrderRejected("market closed"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, VenueError) else str(value),
+)
+async def test_failures_to_answer_open_the_breaker_and_refusals_do_not(
+    make_service: MakeService, clock: ManualClock, failure: VenueError, counts: bool
+) -> None:
+    execution = await make_service(breaker=BreakerSettings(failure_threshold=3))
+    venue = scripted_venue(execution, clock)
+    venue.refuses_creates = failure
+
+    for n in range(3):
+        with pytest.raises(type(failure)):
+            await execution.gateway.create_order(order_spec(f"ord-{n}", venue="scripted"))
+
+    expected = BreakerState.OPEN if counts else BreakerState.CLOSED
+    assert await execution.gateway.breaker_state("scripted", "main") is expected
 
 
 async def test_an_order_the_open_breaker_keeps_from_the_venue_is_rejected_at_once(
@@ -654,6 +690,55 @@ async def test_a_create_timing_out_on_the_last_attempt_is_looked_up_until_the_ve
     assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
     assert venue.creates == 1
     assert venue.lookups == 3
+
+
+async def test_each_order_of_a_last_attempt_is_looked_up_as_long_as_the_first_was(
+    make_service: MakeService, clock: ManualClock
+) -> None:
+    execution = await make_service(create_lease_seconds=4)
+    venue = scripted_venue(execution, clock)
+    venue.create_times_out = True
+    # The venue shows each order late; the first one's lookups take most of a lease.
+    venue.lags = {"ord-1": 5, "ord-2": 4}
+    approved = approval(
+        order_spec("ord-1", venue="scripted"), order_spec("ord-2", venue="scripted")
+    )
+
+    await deliver_last_attempt(execution, approved)
+
+    # The second is not cut short by the time the first took: both are reported, not rejected.
+    assert [(r.order_id, r.status) for r in await reports(execution)] == [
+        ("ord-1", ExecutionStatus.ACCEPTED),
+        ("ord-1", ExecutionStatus.FILLED),
+        ("ord-2", ExecutionStatus.ACCEPTED),
+        ("ord-2", ExecutionStatus.FILLED),
+    ]
+
+
+async def test_an_order_the_venue_says_it_holds_is_never_rejected_even_at_the_last_attempt(
+    make_service: MakeService, clock: ManualClock
+) -> None:
+    execution = await make_service(create_lease_seconds=1)
+    venue = scripted_venue(execution, clock)
+    venue.create_answer = DuplicateOrder("order already exists", venue="scripted")
+    venue.not_shown.add("ord-1")  # and its lookups cannot find it
+
+    approved = approval(order_spec(venue="scripted"))
+
+    # It holds the order: "not found" contradicts it, and proves nothing. Left to the dead
+    # letter and to the follow-up, which reports the order once a lookup finds it.
+    with pytest.raises(OutcomeUnknown):
+        await deliver_last_attempt(execution, approved)
+    with pytest.raises(OutcomeUnknown):
+        await deliver_last_attempt(execution, approved)  # replayed from the dead letters
+
+    assert await reports(execution) == []
+    recorded = await submission(execution)
+    assert recorded is not None and recorded.status is SubmissionStatus.HELD
+    assert venue.creates == 1
+    venue.not_shown.clear()
+    await execution.execution.follow_orders()
+    assert await statuses(execution) == [ExecutionStatus.ACCEPTED, ExecutionStatus.FILLED]
 
 
 async def test_the_last_attempt_waits_out_an_open_breaker_to_look_the_order_up(

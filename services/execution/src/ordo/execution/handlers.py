@@ -8,7 +8,8 @@ than create the order too. An attempt found PENDING and free (a crash, or a fail
 venue acted) is resolved by looking the order up by its client order id before anything else,
 and created only if the venue does not hold it. An attempt found UNKNOWN (the create failed in
 a way that may have placed it) is only ever looked up: the venue may hold it without showing it
-yet.
+yet. One found HELD (the venue refused the create as a duplicate: it holds the order) is only
+ever looked up, and never rejected, whatever a lookup says.
 
 A create the breaker refuses is rejected at once (it was not sent): a market order is not held
 back to go out late. Refused credentials halt new orders to the venue account (see ``health``).
@@ -110,16 +111,21 @@ class Execution:
     # -- risk.approved.v1 ----------------------------------------------------------------------
 
     async def on_approved(self, approved: OrderApproved, tx: Transaction) -> None:
-        # On the approval's last attempt, lookups the venue turns away are tried again until the
-        # attempt's lease would end: the whole attempt stays under the NATS ack wait.
-        patience = (
-            asyncio.get_running_loop().time() + self._lease.total_seconds()
-            if tx.last_attempt
-            else None
-        )
         for spec in approved.orders:
             with bound_contextvars(order_id=spec.order_id, account=spec.account, venue=spec.venue):
-                await self._place(approved, spec, tx, patience)
+                await self._place(approved, spec, tx, self._patience(tx))
+
+    def _patience(self, tx: Transaction) -> float | None:
+        """Until when (event loop time) an order of the approval's last attempt is looked up.
+
+        A lease's time from the start of the order's placing: one order stays under the NATS ack
+        wait. Each order has its own, so an order that took long does not cut the next one's
+        lookups short (an approval of several orders may outlast the ack wait on its last
+        attempt: a dead letter of a settled approval beats a rejection of a placed order).
+        """
+        if not tx.last_attempt:
+            return None
+        return asyncio.get_running_loop().time() + self._lease.total_seconds()
 
     async def _place(
         self, approved: OrderApproved, spec: OrderSpec, tx: Transaction, patience: float | None
@@ -152,7 +158,7 @@ class Execution:
             if submission.status is SubmissionStatus.UNKNOWN and patience is not None:
                 await self._reject(approved, submission, _not_held(submission), tx)
                 return
-            if submission.status is SubmissionStatus.UNKNOWN:
+            if submission.status in (SubmissionStatus.UNKNOWN, SubmissionStatus.HELD):
                 # The venue took a create that timed out, or not: "not found" right after it may
                 # only mean the venue does not show the order yet. Creating it again could place
                 # it twice, so only a lookup resolves it (or the reconciler, via an operator).
@@ -273,16 +279,18 @@ class Execution:
     ) -> None:
         """The venue may hold the order: look it up, never create it again."""
         log.warning("order creation may have placed the order; looking it up", error=str(exc))
+        # A venue that says it holds the order is believed over a lookup that misses it.
+        held = isinstance(exc, DuplicateOrder)
         submission = await store.update_submission(
             tx.session,
             submission,
-            status=SubmissionStatus.UNKNOWN,
+            status=SubmissionStatus.HELD if held else SubmissionStatus.UNKNOWN,
             last_error=str(exc),
             claimed_until=None,
         )
         await self._outbox.checkpoint(tx)
         order = await self._look_up(submission, patience, just_sent=True)
-        if order is None and patience is not None:
+        if order is None and patience is not None and not held:
             await self._reject(approved, submission, _not_held(submission), tx)
             return
         if order is None:
@@ -379,7 +387,11 @@ class Execution:
             submission = await store.get_submission(tx.session, cancel.order_id)
             if submission is None:
                 await self._cancel_before_placement(cancel, tx)
-            elif submission.status in (SubmissionStatus.PENDING, SubmissionStatus.UNKNOWN):
+            elif submission.status in (
+                SubmissionStatus.PENDING,
+                SubmissionStatus.UNKNOWN,
+                SubmissionStatus.HELD,
+            ):
                 raise OutcomeUnknown(
                     f"placing order {cancel.order_id} is still unresolved; the cancel is "
                     f"retried once it is"

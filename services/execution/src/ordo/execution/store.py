@@ -67,6 +67,9 @@ class SubmissionStatus(StrEnum):
     SUBMITTED = "submitted"  # the venue holds the order
     REJECTED = "rejected"  # the venue refused it, or no venue serves it
     UNKNOWN = "unknown"  # the venue call timed out: look the order up before anything else
+    # The venue said it holds the order (its client order id is taken), yet does not show it:
+    # only ever looked up, never rejected.
+    HELD = "held"
     WITHDRAWN = "withdrawn"  # canceled before it was sent: it never will be
 
     @property
@@ -274,7 +277,9 @@ async def unsettled_or_open(session: AsyncSession, venue: str, account: str) -> 
                 (submissions.c.status == SubmissionStatus.SUBMITTED)
                 & submissions.c.venue_status.in_(open_statuses)
             )
-            | submissions.c.status.in_([SubmissionStatus.PENDING, SubmissionStatus.UNKNOWN]),
+            | submissions.c.status.in_(
+                [SubmissionStatus.PENDING, SubmissionStatus.UNKNOWN, SubmissionStatus.HELD]
+            ),
         )
         .order_by(submissions.c.created_at)
     )
