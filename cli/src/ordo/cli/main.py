@@ -22,8 +22,8 @@ from rich.markup import escape
 
 from ordo.cli import client, jaeger, spans, venues, views
 from ordo.cli.errors import CliError, InvalidInput, NothingFound
-from ordo.contracts.enums import Intent, Side, SizeUnit
-from ordo.contracts.signals import SignalRequest, Size
+from ordo.contracts.enums import Intent, OrderType, Side, SizeUnit, TimeInForce
+from ordo.contracts.signals import OrderRequest, SignalRequest, Size
 from ordo.contracts.subjects import DEAD_LETTER_STREAM, Service
 
 OPERATOR = str(Service.OPERATOR)
@@ -219,8 +219,10 @@ def signal_body(
     quantity: Decimal | None,
     price: Decimal | None,
     comment: str | None,
+    order: OrderRequest | None = None,
 ) -> dict[str, Any]:
-    """The ``POST /v1/signals`` body; an exit without a quantity closes what is open."""
+    """The ``POST /v1/signals`` body; an exit without a quantity closes what is open, and a
+    signal without an ``order`` block trades at market."""
     size = build(Size, unit=SizeUnit.QUANTITY, value=quantity) if quantity is not None else None
     request = build(
         SignalRequest,
@@ -232,11 +234,21 @@ def signal_body(
         size=size,
         reference_price=price,
         comment=comment,
+        order=order,
     )
     return {
         "idempotency_key": idempotency_key,
         "signal": request.model_dump(mode="json", exclude_none=True),
     }
+
+
+def order_request(**terms: Any) -> OrderRequest | None:
+    """The signal's order block from the options given (unset ones are None or False); None
+    when none is given. An impossible combination is refused with the contracts' reason."""
+    given = {
+        name: value for name, value in terms.items() if value is not None and value is not False
+    }
+    return build(OrderRequest, **given) if given else None
 
 
 def intent_of(side: Side | None, intent: Intent | None) -> Intent:
@@ -278,6 +290,30 @@ def send_signal(
         ),
     ] = None,
     comment: Annotated[str | None, typer.Option("--comment")] = None,
+    order_type: Annotated[
+        OrderType | None, typer.Option("--type", help="Order type (default: market).")
+    ] = None,
+    limit_price: Annotated[
+        Decimal | None, typer.Option("--limit-price", parser=_decimal, metavar="PRICE")
+    ] = None,
+    stop_price: Annotated[
+        Decimal | None,
+        typer.Option("--stop-price", parser=_decimal, metavar="PRICE", help="A stop's trigger."),
+    ] = None,
+    trailing_amount: Annotated[
+        Decimal | None, typer.Option("--trailing-amount", parser=_decimal, metavar="PRICE")
+    ] = None,
+    trailing_percent: Annotated[
+        Decimal | None, typer.Option("--trailing-percent", parser=_decimal, metavar="PCT")
+    ] = None,
+    time_in_force: Annotated[
+        TimeInForce | None, typer.Option("--tif", help="Time in force (default: gtc).")
+    ] = None,
+    expire_at: Annotated[
+        str | None, typer.Option("--expire-at", help="GTD expiry, ISO 8601 with a timezone.")
+    ] = None,
+    post_only: Annotated[bool, typer.Option("--post-only")] = False,
+    reduce_only: Annotated[bool, typer.Option("--reduce-only")] = False,
     idempotency_key: Annotated[
         str | None,
         typer.Option("--idempotency-key", help="Default: a new UUID (every call is new)."),
@@ -288,6 +324,17 @@ def send_signal(
 ) -> None:
     """Send a signal through the signal service's API; prints its signal id."""
     with reporting_errors():
+        order = order_request(
+            order_type=order_type,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            trailing_amount=trailing_amount,
+            trailing_percent=trailing_percent,
+            time_in_force=time_in_force,
+            expire_at=expire_at,
+            post_only=post_only,
+            reduce_only=reduce_only,
+        )
         body = signal_body(
             idempotency_key=idempotency_key or str(uuid.uuid4()),
             account=account,
@@ -298,6 +345,7 @@ def send_signal(
             quantity=quantity,
             price=price,
             comment=comment,
+            order=order,
         )
         answer = client.post_signal(client.find_api(var_dir), body, timeout)
         if as_json:

@@ -41,7 +41,7 @@ def build(settings: OrderSettings | None = None, *, telemetry: bool = True) -> S
     )
     queries = OrderQueries(kit.db)
     placement = OrderPlacement(settings.venue_capabilities(), oms.settle_order)
-    oms.groups.use_placement(placement)
+    oms.use_placement(placement)
     market_watch = MarketWatch(oms.settle_order_and_group)
     rebalancing = Rebalancing(
         settings.market_rules(),

@@ -52,7 +52,8 @@ from ordo.order.domain import (
 )
 from ordo.order.domain.marks import marked, totals
 from ordo.order.domain.strategy import StrategyPlan
-from ordo.order.group_handlers import GroupManagement, record_outcome, trading_refusal
+from ordo.order.group_handlers import GroupManagement, Placement, record_outcome, trading_refusal
+from ordo.order.market_handlers import OrderPlacement
 from ordo.order.market_store import all_marks, find_rebalances
 from ordo.order.store import Repositories
 
@@ -135,6 +136,14 @@ class OrderManagement:
             settle=self._settle,
             rules_for=self._rules_for,
         )
+        # Until the service wires its venues in, every venue takes every type natively.
+        self._placement: Placement = OrderPlacement({}, self._settle)
+
+    def use_placement(self, placement: Placement) -> None:
+        """Place every order, a plain signal's and a group's, through ``placement``: checked
+        against its venue, DAY given its session close, held where the venue lacks the type."""
+        self._placement = placement
+        self._groups.use_placement(placement)
 
     @property
     def groups(self) -> GroupManagement:
@@ -189,18 +198,27 @@ class OrderManagement:
                 await record_outcome(signal, SignalOutcome.REFUSED, repos, now, reason=refusal)
                 log.warning("signal refused by the account's trading state", reason=refusal)
                 return
-            if self._groups.manages(request.strategy) and await self._groups.on_signal(
-                signal, repos, tx, now
-            ):
-                return
+            if self._groups.manages(request.strategy):
+                if request.order is not None:
+                    # A group's orders follow its strategy's plan; the block would be ignored.
+                    reason = (
+                        f"strategy {request.strategy} places its orders by its plan "
+                        "(order.strategies): a signal's order block is not applied to it"
+                    )
+                    await self._record_unplannable(signal, reason, repos, now)
+                    return
+                if await self._groups.on_signal(signal, repos, tx, now):
+                    return
             try:
-                specs = await self._plan(signal, repos)
+                specs = await self._plan(signal, repos, now)
             except PlanningError as exc:
                 await self._record_unplannable(signal, str(exc), repos, now)
                 return
             await self._propose(signal, specs, repos, tx, now)
 
-    async def _plan(self, signal: SignalAccepted, repos: Repositories) -> list[OrderSpec]:
+    async def _plan(
+        self, signal: SignalAccepted, repos: Repositories, now: datetime
+    ) -> list[OrderSpec]:
         request = signal.signal
         attributes = {
             **_attributes(signal_id=signal.signal_id, account=request.account),
@@ -219,7 +237,7 @@ class OrderManagement:
             # (a redelivery is refused by the inbox) and the signal's outcome row (the same
             # signal in another message is refused by its key), so no second order can come of
             # this signal; every later step reuses the stored id.
-            specs = plan_orders(
+            planned = plan_orders(
                 signal,
                 position,
                 rules,
@@ -227,6 +245,9 @@ class OrderManagement:
                 working=working,
                 equity=await self._groups.equity(request.account, repos),
             )
+            # An impossible order, or DAY at a venue without a session close, is refused like
+            # any other plan (InvalidOrderSpec is a PlanningError); DAY gets its expiry here.
+            specs = self._placement.prepare(planned, now)
             if position is not None and not position.is_flat:
                 # The orders are sized to this version of the open position and its working
                 # exits: a concurrent plan or fill on it must not size a second close (or
@@ -277,23 +298,33 @@ class OrderManagement:
         proposal_id = new_message_id()
         await record_outcome(signal, SignalOutcome.PLANNED, repos, now, proposal_id=proposal_id)
         detail = f"planned from signal {signal.signal_id} ({signal.signal.intent.value})"
-        for spec in specs:
-            order = Order.new(spec, signal.signal_id, proposal_id, now)
-            await self._settle(order, repos, signal, tx, now, detail)
-        tx.publish(
-            OrderProposed.caused_by(
-                signal,
-                producer=PRODUCER,
-                proposal_id=proposal_id,
-                signal_id=signal.signal_id,
-                account=signal.signal.account,
-                orders=tuple(specs),
-            )
+        # Orders of a type the venue lacks are held (emulated); only the rest go to risk now.
+        sent = await self._placement.place(
+            specs,
+            signal_id=signal.signal_id,
+            proposal_id=proposal_id,
+            cause=signal,
+            repos=repos,
+            tx=tx,
+            now=now,
+            detail=detail,
         )
+        if sent:
+            tx.publish(
+                OrderProposed.caused_by(
+                    signal,
+                    producer=PRODUCER,
+                    proposal_id=proposal_id,
+                    signal_id=signal.signal_id,
+                    account=signal.signal.account,
+                    orders=tuple(sent),
+                )
+            )
         log.info(
             "orders proposed",
             proposal_id=proposal_id,
-            order_ids=[spec.order_id for spec in specs],
+            order_ids=[spec.order_id for spec in sent],
+            held=[spec.order_id for spec in specs if spec not in sent],
         )
 
     # --- risk.approved.v1 / risk.denied.v1 ------------------------------------------------------

@@ -1,8 +1,10 @@
 """Which orders make sense, and which of them a venue takes as they are.
 
 :func:`check_spec` refuses the combinations of type, time in force and flags that no venue could
-honour, each with a message that says what to change. :class:`VenueCapabilities` says what one
-venue supports natively; :func:`prepare` turns a valid spec into what the OMS sends:
+honour, each with a message that says what to change (the rules are the contracts'
+:mod:`ordo.contracts.order_terms`, which the signal service applies at intake too).
+:class:`VenueCapabilities` says what one venue supports natively; :func:`prepare` turns a valid
+spec into what the OMS sends:
 
 - a type the venue lacks (stop, stop-limit, trailing stop) is *emulated*: the OMS holds the order
   and releases it as a market or limit order when the quotes trigger it (:mod:`.emulation`);
@@ -16,15 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
 from ordo.contracts.enums import OrderType, TimeInForce
+from ordo.contracts.order_terms import STOP_TYPES, describe, terms_problem
 from ordo.contracts.orders import OrderSpec
 from ordo.order.domain.errors import InvalidOrderSpec
 
-_STOPS = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
-# Types that rest until a trigger, so a time in force that only lives at arrival cannot apply.
-_IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
-# Orders that take liquidity when they trade: post-only (maker only) contradicts them.
-_TAKERS = frozenset({OrderType.MARKET, OrderType.STOP_MARKET, OrderType.TRAILING_STOP})
-EMULABLE = _STOPS
+EMULABLE = STOP_TYPES
 """The types the OMS can hold and release itself."""
 
 
@@ -42,9 +40,9 @@ class VenueCapabilities:
 
 def check_spec(spec: OrderSpec, now: datetime) -> None:
     """Refuse an impossible combination with :class:`InvalidOrderSpec`; None when it makes sense."""
-    problem = _price_problem(spec) or _time_in_force_problem(spec, now) or _flag_problem(spec)
+    problem = terms_problem(spec, now)
     if problem is not None:
-        raise InvalidOrderSpec(f"order {spec.order_id} ({_describe(spec)}): {problem}")
+        raise InvalidOrderSpec(f"order {spec.order_id} ({describe(spec)}): {problem}")
 
 
 def prepare(spec: OrderSpec, venue: VenueCapabilities, now: datetime) -> OrderSpec:
@@ -69,50 +67,3 @@ def next_session_close(now: datetime, close: time) -> datetime:
     """The first session close (UTC) after ``now``: today's, or tomorrow's once today's passed."""
     today = datetime.combine(now.astimezone(UTC).date(), close, tzinfo=UTC)
     return today if today > now else today + timedelta(days=1)
-
-
-def _describe(spec: OrderSpec) -> str:
-    return f"{spec.order_type} {spec.time_in_force.upper()}"
-
-
-def _price_problem(spec: OrderSpec) -> str | None:
-    trailing = spec.trailing_amount is not None or spec.trailing_percent is not None
-    if spec.order_type is OrderType.TRAILING_STOP:
-        if (spec.trailing_amount is None) == (spec.trailing_percent is None):
-            return "a trailing stop needs a trailing_amount or a trailing_percent (one of them)"
-        if spec.stop_price is not None or spec.limit_price is not None:
-            return "a trailing stop's stop follows the price: it takes no stop_price or limit_price"
-        return None
-    if trailing:
-        return "trailing_amount and trailing_percent are for trailing stops only"
-    if spec.order_type is OrderType.MARKET and spec.limit_price is not None:
-        return "a market order takes no limit_price (use a limit order)"
-    if spec.order_type in (OrderType.MARKET, OrderType.LIMIT) and spec.stop_price is not None:
-        return "only stop orders take a stop_price"
-    if spec.order_type is OrderType.STOP_MARKET and spec.limit_price is not None:
-        return "a stop-market order takes no limit_price (use a stop-limit order)"
-    return None
-
-
-def _time_in_force_problem(spec: OrderSpec, now: datetime) -> str | None:
-    tif = spec.time_in_force
-    if tif in _IMMEDIATE and spec.order_type in _STOPS:
-        return f"{tif.upper()} lives only at arrival, and a stop order waits for its trigger"
-    if spec.order_type is OrderType.MARKET and tif in (TimeInForce.DAY, TimeInForce.GTD):
-        return f"a market order trades at once: {tif.upper()} has nothing to expire"
-    if tif is TimeInForce.GTD:
-        if spec.expire_at is None:
-            return "a GTD order needs expire_at"
-        if spec.expire_at <= now:
-            return f"expire_at {spec.expire_at.isoformat()} has already passed"
-    return None
-
-
-def _flag_problem(spec: OrderSpec) -> str | None:
-    if not spec.post_only:
-        return None
-    if spec.order_type in _TAKERS:
-        return "post-only orders only add liquidity, and this type takes it when it trades"
-    if spec.time_in_force in _IMMEDIATE:
-        return f"a post-only order must rest, and {spec.time_in_force.upper()} never rests"
-    return None

@@ -1,4 +1,7 @@
-"""Turn an accepted signal into the orders of the thin path: market orders, netted positions.
+"""Turn an accepted signal into the orders of the thin path: netted positions, one order per leg.
+
+Each order is of the type, time in force and flags the signal's ``order`` block asks for (a
+market order, GTC, without one); its prices are rounded to the tick toward the safe side.
 
 The planner decides only what to trade, never whether it may: limits belong to the risk gate.
 It always returns at least one order, or raises :class:`PlanningError` saying why nothing
@@ -10,9 +13,9 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal, localcontext
 from functools import partial
 
-from ordo.contracts.enums import Intent, OrderType, Side, SizeUnit
+from ordo.contracts.enums import Intent, Side, SizeUnit
 from ordo.contracts.orders import OrderSpec
-from ordo.contracts.signals import SignalAccepted, SignalRequest
+from ordo.contracts.signals import OrderRequest, SignalAccepted, SignalRequest
 from ordo.order.domain.errors import PlanningError
 from ordo.order.domain.market import MarketRules
 from ordo.order.domain.order import Order
@@ -64,14 +67,25 @@ def plan_orders(
     side are an exit already on its way: a close covers only what they leave open, so that two
     exit signals do not sell the same position twice.
 
-    Every order is a market order priced for notional checks at the signal's reference price;
-    closes are reduce-only. A reverse gives two orders, the close first.
+    Every order is of the type the signal's ``order`` block asks for (market without one),
+    priced for sizing and notional checks at the signal's reference price, or without one at
+    the order's own limit or stop price; closes are reduce-only. A reverse gives two orders of
+    that type, the close first.
     """
-    request = signal.signal
+    request = _priced(signal.signal)
     _check_position_is_for(request, position)
     held = position.quantity if position is not None else ZERO
     legs = _PLANNERS[request.intent](request, _holding(held, working), rules, equity)
-    return [_spec(request, leg, new_order_id()) for leg in legs]
+    return [_spec(request, leg, rules, new_order_id()) for leg in legs]
+
+
+def _priced(request: SignalRequest) -> SignalRequest:
+    """``request`` with a reference price: its own, or the price its order names (if any)."""
+    order = request.order
+    if request.reference_price is not None or order is None:
+        return request
+    named = order.limit_price or order.stop_price
+    return request.model_copy(update={"reference_price": named}) if named else request
 
 
 def _holding(held: Decimal, working: Sequence[Order]) -> _Holding:
@@ -280,7 +294,8 @@ def _check_position_is_for(request: SignalRequest, position: Position | None) ->
         raise PlanningError(f"the position {'/'.join(theirs)} is not the signal's {'/'.join(ours)}")
 
 
-def _spec(request: SignalRequest, leg: _Leg, order_id: str) -> OrderSpec:
+def _spec(request: SignalRequest, leg: _Leg, rules: MarketRules, order_id: str) -> OrderSpec:
+    order = request.order or OrderRequest()
     return OrderSpec(
         order_id=order_id,
         account=request.account,
@@ -288,8 +303,28 @@ def _spec(request: SignalRequest, leg: _Leg, order_id: str) -> OrderSpec:
         venue=request.venue,
         symbol=request.symbol,
         side=leg.side,
-        order_type=OrderType.MARKET,
+        order_type=order.order_type,
+        time_in_force=order.time_in_force,
         quantity=leg.quantity,
-        reduce_only=leg.reduce_only,
+        limit_price=_on_tick(order.limit_price, leg.side, rules),
+        stop_price=_on_tick(order.stop_price, leg.side, rules),
+        trailing_amount=order.trailing_amount,
+        trailing_percent=order.trailing_percent,
+        expire_at=order.expire_at,
+        reduce_only=leg.reduce_only or order.reduce_only,
+        post_only=order.post_only,
         reference_price=request.reference_price,
     )
+
+
+def _on_tick(price: Decimal | None, side: Side, rules: MarketRules) -> Decimal | None:
+    """A limit price never worse than asked; a stop triggers no later than asked (a buy's
+    stop rounds down, a sell's up). A price below one tick is refused, not made zero."""
+    if price is None:
+        return None
+    rounded = rules.round_price(price, side)
+    if rounded <= ZERO:
+        raise PlanningError(
+            f"the price {price} rounds to {rounded} at tick {rules.tick_size}: no valid price"
+        )
+    return rounded

@@ -26,8 +26,14 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from ordo.contracts.enums import Intent, Side, SizeUnit
-from ordo.contracts.signals import Name, SignalRequest, Size
+from ordo.contracts.enums import Intent, OrderType, Side, SizeUnit, TimeInForce
+from ordo.contracts.signals import (
+    Name,
+    OrderRequest,
+    SignalRequest,
+    Size,
+    reduce_only_problem,
+)
 from ordo.signal.domain.errors import AlertError, UnknownSymbol
 from ordo.signal.domain.intent import MarketPosition, needs_size, to_intent
 from ordo.signal.domain.symbols import normalise_symbol
@@ -152,7 +158,17 @@ class TradingViewAlert(BaseModel):
     venue: AlertName | None = None
     alert_id: Annotated[Text | None, Field(max_length=128)] = None
     size_unit: Annotated[SizeUnit, BeforeValidator(_word)] = SizeUnit.QUANTITY
-    stop: PositiveAmount | None = None
+    stop: PositiveAmount | None = None  # the protective stop that risk sizing needs
+    # How the order is placed (the signal's ``order`` block, flat); absent: a market order.
+    order_type: Annotated[OrderType | None, BeforeValidator(_word)] = None
+    time_in_force: Annotated[TimeInForce | None, BeforeValidator(_word)] = None
+    limit_price: PositiveAmount | None = None
+    stop_price: PositiveAmount | None = None  # a stop order's trigger
+    trailing_amount: PositiveAmount | None = None
+    trailing_percent: PositiveAmount | None = None
+    expire_at: AlertTime | None = None
+    post_only: Annotated[bool | None, BeforeValidator(_word)] = None
+    reduce_only: Annotated[bool | None, BeforeValidator(_word)] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -332,6 +348,7 @@ def _as_reason(message: str) -> str:
     # Pydantic says "Input should be ..."; the reason follows the field name: "close: must be ...".
     if message.startswith("Input should be "):
         return "must be " + message.removeprefix("Input should be ")
+    message = message.removeprefix("Value error, ")  # a rule of the contracts, in its words
     return message[:1].lower() + message[1:]
 
 
@@ -376,9 +393,32 @@ def to_signal_request(
             reference_price=alert.close,
             stop_price=alert.stop,
             comment=alert.comment,
+            order=_order(alert, intent),
         )
     except ValidationError as error:
         raise _alert_error(error.errors(include_url=False)[0]) from None
+
+
+_ORDER_FIELDS = tuple(OrderRequest.model_fields)
+
+
+def _order(alert: TradingViewAlert, intent: Intent) -> OrderRequest | None:
+    """The alert's order terms, or None when it names none (a market order)."""
+    given = {name: value for name in _ORDER_FIELDS if (value := getattr(alert, name)) is not None}
+    if not given:
+        return None
+    try:
+        order = OrderRequest.model_validate(given)
+    except ValidationError as error:
+        # A rule across fields has no field of its own: it is about the alert's order.
+        detail = error.errors(include_url=False)[0]
+        raise AlertError(
+            ".".join(str(part) for part in detail["loc"]) or "order", _reason(detail)
+        ) from None
+    problem = reduce_only_problem(intent, order)
+    if problem is not None:
+        raise AlertError("reduce_only", problem)
+    return order
 
 
 def _size(alert: TradingViewAlert, intent: Intent) -> Size | None:
