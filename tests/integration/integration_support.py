@@ -7,7 +7,9 @@ from typing import Any
 import httpx
 
 from ordo.cli.stack import Stack
+from ordo.contracts.enums import TradingState
 from ordo.contracts.envelope import new_message_id
+from ordo.contracts.groups import QueryQueue, QueueView
 from ordo.contracts.orders import OrderView, PositionView
 from ordo.contracts.queries import OrdersView, PositionsView, QueryOrders, QueryPositions
 from ordo.contracts.subjects import Service, Subject
@@ -78,3 +80,12 @@ def tradingview_alert(
 
 def signed_quantity(position: PositionView) -> Decimal:
     return position.quantity
+
+
+async def oms_knows_state(operator: Operator, account: str, state: TradingState) -> bool:
+    """The OMS has heard that the account's trading state is ``state`` (it refuses entries by
+    what it last heard: a signal sent before it hears a switch is judged by the state before)."""
+    query = QueryQueue(correlation_id=new_message_id(), producer="operator", account=account)
+    reply = await operator.nc.request(str(Subject.QUERY_QUEUE), query.to_json(), timeout=5)
+    (pool,) = QueueView.from_json(reply.data).pools
+    return pool.trading_state is state

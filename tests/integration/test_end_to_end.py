@@ -10,12 +10,11 @@ from pathlib import Path
 
 import nats
 import pytest
-from integration_support import Operator, tradingview_alert
+from integration_support import Operator, oms_knows_state, tradingview_alert
 
 from ordo.cli.stack import Stack
 from ordo.contracts.enums import OrderStatus, TradingState
 from ordo.contracts.envelope import new_message_id
-from ordo.contracts.groups import QueryQueue, QueueView
 from ordo.contracts.queries import QuerySignals, SignalOutcomeView, SignalsView
 from ordo.contracts.risk import SetTradingState, TradingStateChanged
 from ordo.contracts.subjects import Service, Subject
@@ -106,7 +105,7 @@ async def test_a_halted_account_gets_no_new_orders_until_resumed(operator: Opera
     account = f"halt-{uuid.uuid4().hex[:6]}"
     await _set_state(operator, account, TradingState.HALTED)
     await eventually(lambda: _state_published(operator, account, TradingState.HALTED))
-    await eventually(lambda: _oms_knows_state(operator, account, TradingState.HALTED))
+    await eventually(lambda: oms_knows_state(operator, account, TradingState.HALTED))
 
     # The OMS refuses the entry itself (the risk gate would deny it too): no order is made.
     halted = await operator.post_alert(**tradingview_alert(strategy_name(), account=account))
@@ -117,7 +116,7 @@ async def test_a_halted_account_gets_no_new_orders_until_resumed(operator: Opera
 
     await _set_state(operator, account, TradingState.ACTIVE)
     await eventually(lambda: _state_published(operator, account, TradingState.ACTIVE))
-    await eventually(lambda: _oms_knows_state(operator, account, TradingState.ACTIVE))
+    await eventually(lambda: oms_knows_state(operator, account, TradingState.ACTIVE))
     resumed = await operator.post_alert(**tradingview_alert(strategy_name(), account=account))
     await eventually(lambda: _has_status(operator, resumed.json()["signal_id"], OrderStatus.FILLED))
 
@@ -151,13 +150,6 @@ async def _set_state(operator: Operator, account: str, state: TradingState) -> N
         command.to_json(),
         headers={"Nats-Msg-Id": command.message_id},
     )
-
-
-async def _oms_knows_state(operator: Operator, account: str, state: TradingState) -> bool:
-    query = QueryQueue(correlation_id=new_message_id(), producer="operator", account=account)
-    reply = await operator.nc.request(str(Subject.QUERY_QUEUE), query.to_json(), timeout=5)
-    (pool,) = QueueView.from_json(reply.data).pools
-    return pool.trading_state is state
 
 
 async def _outcome(operator: Operator, signal_id: str) -> SignalOutcomeView | None:

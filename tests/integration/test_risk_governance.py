@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from integration_support import Operator, tradingview_alert
+from integration_support import Operator, oms_knows_state, tradingview_alert
 from typer.testing import CliRunner, Result
 
 from ordo.cli.main import app
@@ -53,6 +53,9 @@ async def switch(stack: Stack, operator: Operator, command: str, account: str) -
         "resume": TradingState.ACTIVE,
     }[command]
     await eventually(lambda: state_announced(operator, account, wanted), what=f"{account} {wanted}")
+    await eventually(
+        lambda: oms_knows_state(operator, account, wanted), what=f"the OMS hears {wanted}"
+    )
 
 
 async def state_announced(operator: Operator, account: str, state: TradingState) -> bool:

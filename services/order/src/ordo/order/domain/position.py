@@ -88,6 +88,8 @@ class Position:
             closing_fee = _pro_rata(fee, held, quantity)
             gross, realised = self._close(held, price, closing_fee)
             self._open(side, quantity - held, price, fee - closing_fee)
+        # The whole fee at once: its split across a flip may round, what was paid does not.
+        self.fees += fee
         self.realised_pnl += gross - fee
         self.version += 1
         if now is not None:
@@ -100,7 +102,6 @@ class Position:
         self.average_entry = (held * entry + quantity * price) / (held + quantity)
         self.quantity += side.sign * quantity
         self.open_entry_fees += fee
-        self.fees += fee
 
     def _close(self, quantity: Decimal, price: Decimal, fee: Decimal) -> tuple[Decimal, Decimal]:
         """Close ``quantity``; return its P&L before fees and its trade P&L after both fees."""
@@ -112,7 +113,6 @@ class Position:
         realised = gross - fee - released_entry_fees
         self.quantity -= direction * quantity
         self.open_entry_fees -= released_entry_fees
-        self.fees += fee
         if self.quantity == ZERO:
             self.average_entry = None
             self.open_entry_fees = ZERO
