@@ -38,9 +38,9 @@ GRID = {
     "take_profit": {"mode": "aggregate", "aggregate_percent": "0.3"},
     "stop_loss_percent": "5",
 }
-# One bar per recorded minute, replayed six times faster: ten seconds a bar. BTC stands at 60000
-# for 90 s (the stack finishes starting, the grid test enters and its exits are placed), falls to
-# 59800 through the first level (59880) but not the second (59700), stands for 30 s (the
+# One bar per recorded minute, replayed ten times faster: six seconds a bar. BTC stands at 60000
+# for 54 s (the stack finishes starting, the grid test enters and its exits are placed), falls to
+# 59800 through the first level (59880) but not the second (59700), stands for 18 s (the
 # take-profit is re-placed at the new average), then rises to 60600 through the take-profit.
 BTC_PATH = [
     *[("60000", "60000", "60000", "60000")] * 9,
@@ -69,7 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config["order"]["pool"] = {"max_open_groups": 10, "accounts": {QUEUE_ACCOUNT: 1}}
     config["execution"]["paper"]["prices"] = {
         "kind": "ohlcv_csv",
-        "speed": "6",
+        "speed": "10",
         "files": {
             "BTC/USDT": str(_write_path(prices / "btc.csv", BTC_PATH)),
             "ETH/USDT": str(_write_path(prices / "eth.csv", [("3000", "3000", "3000", "3000")])),

@@ -107,6 +107,7 @@ async def replicas(
             ),
             limits=AccountLimits(default=headroom.limits),
             redis_url=redis_url,
+            position_sync_seconds=0.5,  # no OMS here: its positions are not waited for
         )
         kit = build(settings, telemetry=False)
         await kit.start(serve_http=False)  # the first migrates the store, the second finds it so
