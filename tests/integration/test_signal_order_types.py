@@ -59,7 +59,7 @@ async def test_a_marketable_limit_alert_fills_as_a_limit_order(operator: Operato
 
 
 async def test_a_limit_alert_rests_at_the_venue_until_its_gtd_expiry(operator: Operator) -> None:
-    expire_at = utc_now() + timedelta(seconds=45)
+    expire_at = utc_now() + timedelta(seconds=20)  # time to see it rest, even on a busy machine
     signal_id = await alert(
         operator,
         order_type="limit",
@@ -148,7 +148,7 @@ class TestAVenueWithoutStops:
     async def test_a_stop_limit_never_crossed_stays_held_until_its_gtd_expiry(
         self, operator: Operator
     ) -> None:
-        expire_at = utc_now() + timedelta(seconds=30)
+        expire_at = utc_now() + timedelta(seconds=15)  # time to see it held
         signal_id = await alert(
             operator,
             order_type="stop_limit",
