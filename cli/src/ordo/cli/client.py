@@ -191,6 +191,20 @@ async def nats_session(target: NatsTarget, *, timeout: float = 3.0) -> AsyncIter
         await nc.close()
 
 
+async def ask_stack(var_dir: Path, message: Message, reply_type: type[M], timeout: float) -> M:
+    """One query to the stack found from ``var_dir``, on a session of its own."""
+    info = find_stack(var_dir)
+    async with nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
+        return await ask(session, message, reply_type, timeout)
+
+
+async def publish_to_stack(var_dir: Path, message: Message, timeout: float) -> PubAck:
+    """One command to the stack found from ``var_dir``, on a session of its own."""
+    info = find_stack(var_dir)
+    async with nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
+        return await publish_command(session, message, timeout)
+
+
 async def ask(session: NatsSession, message: Message, reply_type: type[M], timeout: float) -> M:
     """A core NATS request (a query) and its decoded reply."""
     subject = str(subject_of(message))

@@ -7,7 +7,6 @@ module (last, after the options it shares).
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,7 +28,7 @@ from ordo.cli.main import (
 )
 from ordo.cli.views import amount, moment
 from ordo.contracts.enums import GroupStatus
-from ordo.contracts.envelope import Message, new_message_id
+from ordo.contracts.envelope import new_message_id
 from ordo.contracts.groups import (
     GroupsView,
     GroupView,
@@ -70,7 +69,7 @@ def groups(
             symbol=symbol,
             limit=limit,
         )
-        view = asyncio.run(_ask(var_dir, query, GroupsView, timeout))
+        view = asyncio.run(client.ask_stack(var_dir, query, GroupsView, timeout))
         if as_json:
             print_json([group.model_dump(mode="json") for group in view.groups])
         else:
@@ -90,7 +89,7 @@ def queue(
         query = build(
             QueryQueue, correlation_id=new_message_id(), producer=OPERATOR, account=account
         )
-        view = asyncio.run(_ask(var_dir, query, QueueView, timeout))
+        view = asyncio.run(client.ask_stack(var_dir, query, QueueView, timeout))
         if as_json:
             print_json(
                 {
@@ -100,14 +99,6 @@ def queue(
             )
         else:
             out().print(Group(pools_table(view.pools), queue_table(view.entries)))
-
-
-async def _ask(
-    var_dir: Path, query: Message, reply_type: type[client.M], timeout: float
-) -> client.M:
-    info = client.find_stack(var_dir)
-    async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
-        return await client.ask(session, query, reply_type, timeout)
 
 
 def groups_table(found: Sequence[GroupView]) -> Table:

@@ -7,8 +7,7 @@ module (last, after the options it shares).
 
 import asyncio
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -27,7 +26,7 @@ from ordo.cli.main import (
     reporting_errors,
 )
 from ordo.contracts.enums import OrderStatus, SignalOutcome
-from ordo.contracts.envelope import Message, new_message_id
+from ordo.contracts.envelope import new_message_id
 from ordo.contracts.orders import RebalancePortfolio, TargetWeight
 from ordo.contracts.queries import (
     OrdersView,
@@ -73,7 +72,7 @@ def orders(
             open_only=open_only,
             limit=limit,
         )
-        view = asyncio.run(_query(var_dir, query, OrdersView, timeout))
+        view = asyncio.run(client.ask_stack(var_dir, query, OrdersView, timeout))
         if as_json:
             print_json([order.model_dump(mode="json") for order in view.orders])
         else:
@@ -102,7 +101,7 @@ def positions(
             venue=venue,
             include_flat=include_flat,
         )
-        view = asyncio.run(_query(var_dir, query, PositionsView, timeout))
+        view = asyncio.run(client.ask_stack(var_dir, query, PositionsView, timeout))
         if as_json:
             print_json(
                 {
@@ -138,7 +137,7 @@ def signals(
             outcome=outcome,
             limit=limit,
         )
-        view = asyncio.run(_query(var_dir, query, SignalsView, timeout))
+        view = asyncio.run(client.ask_stack(var_dir, query, SignalsView, timeout))
         if as_json:
             print_json([signal.model_dump(mode="json") for signal in view.signals])
         else:
@@ -181,7 +180,7 @@ def rebalance(
         problem = command.allocation_problem()
         if problem is not None:
             raise InvalidInput(problem)
-        ack = asyncio.run(_publish(var_dir, command, timeout))
+        ack = asyncio.run(client.publish_to_stack(var_dir, command, timeout))
         if as_json:
             print_json(
                 {
@@ -214,7 +213,7 @@ def rebalances(
             rebalance_id=rebalance_id,
             limit=limit,
         )
-        view = asyncio.run(_query(var_dir, query, RebalancesView, timeout))
+        view = asyncio.run(client.ask_stack(var_dir, query, RebalancesView, timeout))
         if as_json:
             print_json([rebalance.model_dump(mode="json") for rebalance in view.rebalances])
         else:
@@ -236,17 +235,3 @@ def _fraction(text: str, *, what: str = "--reserve") -> Decimal:
     if not value.is_finite() or value < 0:
         raise InvalidInput(f"{what}: {text!r} must be a fraction of at least 0")
     return value
-
-
-async def _query(
-    var_dir: Path, query: Message, reply_type: type[client.M], timeout: float
-) -> client.M:
-    info = client.find_stack(var_dir)
-    async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
-        return await client.ask(session, query, reply_type, timeout)
-
-
-async def _publish(var_dir: Path, command: Message, timeout: float) -> Any:
-    info = client.find_stack(var_dir)
-    async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
-        return await client.publish_command(session, command, timeout)

@@ -67,7 +67,7 @@ def report(
             strategy=strategy,
             include_chart=not no_chart,
         )
-        view = asyncio.run(_ask(var_dir, query, timeout))
+        view = asyncio.run(client.ask_stack(var_dir, query, DailyReportView, timeout))
         written = None
         if not no_chart:
             written = _write_chart(view, chart or Path(f"ordo-report-{day.isoformat()}.png"))
@@ -88,12 +88,6 @@ def report(
 
 def _yesterday() -> date:
     return (datetime.now(UTC) - timedelta(days=1)).date()
-
-
-async def _ask(var_dir: Path, query: QueryDailyReport, timeout: float) -> DailyReportView:
-    info = client.find_stack(var_dir)
-    async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
-        return await client.ask(session, query, DailyReportView, timeout)
 
 
 def _write_chart(view: DailyReportView, path: Path) -> Path:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
@@ -37,7 +37,7 @@ from ordo.cli.main import (
 )
 from ordo.cli.views import moment
 from ordo.contracts.enums import TradingState
-from ordo.contracts.envelope import Message, new_message_id
+from ordo.contracts.envelope import new_message_id
 from ordo.contracts.risk import (
     DenialReason,
     LimitChangeRecord,
@@ -158,7 +158,7 @@ def _set_trading_state(
             operator=operator,
         )
         if no_wait:
-            asyncio.run(_publish(var_dir, command, timeout))
+            asyncio.run(client.publish_to_stack(var_dir, command, timeout))
             if as_json:
                 print_json({"message_id": message_id})
             else:
@@ -203,7 +203,7 @@ def decisions(
             until=_utc(until),
             limit=limit,
         )
-        view = asyncio.run(_ask(var_dir, query, RiskDecisionsView, timeout))
+        view = asyncio.run(client.ask_stack(var_dir, query, RiskDecisionsView, timeout))
         if as_json:
             print_json([decision.model_dump(mode="json") for decision in view.decisions])
             return
@@ -270,7 +270,7 @@ def audit(
             until=_utc(until),
             limit=limit,
         )
-        view = asyncio.run(_ask(var_dir, query, RiskAuditView, timeout))
+        view = asyncio.run(client.ask_stack(var_dir, query, RiskAuditView, timeout))
         if as_json:
             print_json(
                 {
@@ -333,7 +333,7 @@ def show_limits(
         query = build(
             QueryRiskLimits, correlation_id=new_message_id(), producer=OPERATOR, account=account
         )
-        view = asyncio.run(_ask(var_dir, query, RiskLimitsView, timeout))
+        view = asyncio.run(client.ask_stack(var_dir, query, RiskLimitsView, timeout))
         if as_json:
             print_json(view.model_dump(mode="json", include=_VIEW_FIELDS))
             return
@@ -439,12 +439,6 @@ def _require_a_change(changes: dict[str, LimitValue], reset: tuple[str, ...]) ->
         raise InvalidInput(f"a limit is either set or reset, not both: {', '.join(both)}")
 
 
-async def _publish(var_dir: Path, command: Message, timeout: float) -> None:
-    info = client.find_stack(var_dir)
-    async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
-        await client.publish_command(session, command, timeout)
-
-
 async def _publish_and_wait(
     var_dir: Path,
     command: SetTradingState | SetRiskLimits,
@@ -475,12 +469,6 @@ async def _publish_and_wait(
 
 
 # -- helpers ------------------------------------------------------------------------------------
-async def _ask(var_dir: Path, query: Message, reply_type: type[client.M], timeout: float) -> Any:
-    info = client.find_stack(var_dir)
-    async with client.nats_session(info.nats, timeout=min(timeout, 3.0)) as session:
-        return await client.ask(session, query, reply_type, timeout)
-
-
 def _utc(moment_given: datetime | None) -> datetime | None:
     """Typer parses ISO times without a zone as naive; the operator means UTC."""
     if moment_given is None or moment_given.tzinfo is not None:
